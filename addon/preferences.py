@@ -1,0 +1,36 @@
+"""Add-on preferences: where the companion server is and how to authenticate."""
+
+import bpy
+
+
+class LATENT_AP_preferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+
+    server_url: bpy.props.StringProperty(
+        name="Server URL",
+        description="Address of the Latent Studio companion server",
+        default="http://127.0.0.1:7860",
+    )
+    token: bpy.props.StringProperty(
+        name="Access token",
+        description="Printed by the server on start (also in its data directory)",
+        subtype="PASSWORD",
+    )
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "server_url")
+        layout.prop(self, "token")
+
+
+_classes = (LATENT_AP_preferences,)
+
+
+def register():
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)
