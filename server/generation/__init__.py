@@ -1,0 +1,1 @@
+"""Generation and latent walks from job snapshots and base models."""
