@@ -1,10 +1,102 @@
-"""`latent-studio generate` and `latent-studio walk`: images and latent walks from a model."""
+"""`latent-studio generate` and `latent-studio walk`: images and latent walks from a model.
 
-from ._pending import not_yet_available
+Output files:
+  generate: DIR/seed0007.png, one per seed (the reference tools' naming, 4+ digits);
+  walk:     DIR/frame_0001.png, one per frame number (4+ digits, the `####` pattern that
+            Blender's image sequences expect; numbers are the walk's own frame numbers).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+NOISE_CHOICES = ("const", "random", "none")
+
+
+def seed_filename(seed: int) -> str:
+    return f"seed{seed:04d}.png"
+
+
+def frame_filename(frame: int) -> str:
+    return f"frame_{frame:04d}.png"
+
+
+def _common(p) -> None:
+    p.add_argument("--model", required=True, help="network checkpoint (.safetensors)")
+    p.add_argument("--psi", type=float, default=1.0, help="truncation psi, -2..2 (1 = none, 0.7 = typical)")
+    p.add_argument("--noise-mode", default="const", choices=NOISE_CHOICES, help="per-pixel noise (default: const)")
+    p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional models")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("-o", "--outdir", required=True, help="folder for the PNG files (created if missing)")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("generate", help="generate images from seeds")
-    p.set_defaults(func=not_yet_available("generation", "networks"))
-    p = subparsers.add_parser("walk", help="render a latent walk as an image sequence")
-    p.set_defaults(func=not_yet_available("latent walks", "networks"))
+    p = subparsers.add_parser("generate", help="generate images from seeds",
+                              description="Write DIR/seedNNNN.png for each seed.")
+    _common(p)
+    p.add_argument("--seeds", required=True, help="seeds like 0-9,12 (same seed = same image as the reference tools)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+    p.set_defaults(func=_run_generate)
+
+    p = subparsers.add_parser("walk", help="render a latent walk as an image sequence",
+                              description="Write DIR/frame_NNNN.png for each frame of a keyed latent walk.")
+    _common(p)
+    p.add_argument("--keys", required=True, help="keys like 0:seed=1,48:seed=7,96:seed=1")
+    p.add_argument("--interp", default="slerp", choices=("slerp", "lerp"),
+                   help="slerp walks in z space, lerp in w space (default: slerp)")
+    p.add_argument("--easing", default="linear", help="linear, smooth, smoother, ease-in, ease-out, ease-in-out, sine")
+    p.add_argument("--loop", action="store_true", help="make the last frame lead smoothly back to the first")
+    p.add_argument("--frames", default=None, help="frame range START-END (default: first key to last key)")
+    p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default: 8)")
+    p.set_defaults(func=_run_walk)
+
+
+def _write(path: Path, data: bytes) -> None:
+    from ..fileio import atomic_write_bytes
+    from ..generate import GenerateError
+
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise GenerateError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _run_generate(args) -> int:
+    from ..generate import ModelRunner, encode_png
+    from ..latent import parse_seeds
+
+    seeds = parse_seeds(args.seeds)  # cheap checks before loading torch weights
+    runner = ModelRunner(args.model, device=args.device)
+    outdir = Path(args.outdir)
+    batch = max(1, args.batch_size)
+    for i in range(0, len(seeds), batch):
+        chunk = seeds[i:i + batch]
+        images = runner.generate(seeds=chunk, psi=args.psi, noise_mode=args.noise_mode, class_idx=args.class_idx,
+                                 batch_size=args.batch_size)
+        for seed, image in zip(chunk, images):
+            _write(outdir / seed_filename(seed), encode_png(image))
+    print(f"wrote {len(seeds)} image(s) to {outdir}")
+    return 0
+
+
+def _run_walk(args) -> int:
+    from ..generate import ModelRunner, encode_png
+    from ..latent import parse_frame_range, parse_keys
+
+    keys = parse_keys(args.keys)
+    start, end = parse_frame_range(args.frames) if args.frames else (keys[0].frame, keys[-1].frame)
+    runner = ModelRunner(args.model, device=args.device)
+    outdir = Path(args.outdir)
+    frames = runner.render_walk(keys, start, end, interp=args.interp, easing=args.easing, loop=args.loop,
+                                psi=args.psi, noise_mode=args.noise_mode, batch_size=args.batch_size,
+                                class_idx=args.class_idx)
+    total = end - start + 1
+    count = 0
+    for frame, image in frames:
+        _write(outdir / frame_filename(frame), encode_png(image))
+        count += 1
+        if count % 50 == 0:
+            print(f"{count}/{total} frames", file=sys.stderr)
+    print(f"wrote {count} frame(s) to {outdir} ({frame_filename(start)} .. {frame_filename(end)})")
+    return 0

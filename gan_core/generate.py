@@ -1,0 +1,212 @@
+"""Image generation from a trained network: seeds or z -> uint8 images, latent walks -> frames.
+
+`ModelRunner` loads a checkpoint once and serves many requests (server, CLI). It validates
+every user-facing argument itself, so bad input raises `GenerateError` (a ValueError) with
+a readable message instead of a torch traceback. Walk frames are rendered in batches and
+streamed: at most `batch_size` frames are in memory at any time.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .device import resolve_device
+from .latent import Waypoint, parse_seeds, seeds_to_z, walk_latents
+
+PSI_MIN, PSI_MAX = -2.0, 2.0  # beyond this truncation only extrapolates into garbage
+NOISE_MODES = ("const", "random", "none")
+MAX_BATCH = 256
+
+
+class GenerateError(ValueError):
+    """A generation request that cannot be served as asked; the message says why."""
+
+
+def validate_psi(psi) -> float:
+    if isinstance(psi, bool) or not isinstance(psi, (int, float, np.floating)) or not math.isfinite(psi):
+        raise GenerateError(f"truncation psi must be a number, got {psi!r}")
+    if not PSI_MIN <= psi <= PSI_MAX:
+        raise GenerateError(f"truncation psi {psi} is out of range: use {PSI_MIN} to {PSI_MAX} "
+                            "(1 = no truncation, 0.7 = typical, 0 = the average image)")
+    return float(psi)
+
+
+def validate_noise_mode(noise_mode) -> str:
+    if noise_mode not in NOISE_MODES:
+        raise GenerateError(f"noise mode {noise_mode!r} is unknown: use one of {', '.join(NOISE_MODES)}")
+    return noise_mode
+
+
+def _validate_batch(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise GenerateError(f"batch size must be a whole number from 1 to {MAX_BATCH}, got {batch_size!r}")
+    return batch_size
+
+
+def to_uint8(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] float in ~[-1, 1] -> uint8 [N, H, W, 3] (grey images repeated to RGB)."""
+    img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    if img.shape[-1] == 1:
+        img = img.repeat(1, 1, 1, 3)
+    return img.cpu().numpy()
+
+
+def encode_png(image: np.ndarray, compress_level: int = 6) -> bytes:
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise GenerateError(f"PNG encoding wants uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
+    """uint8 [N, H, W, C] -> one uint8 image with `cols` columns (row-major, black padding)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[0] == 0:
+        raise GenerateError(f"image_grid wants a non-empty [N, H, W, C] array, got shape {list(images.shape)}")
+    if isinstance(cols, bool) or not isinstance(cols, int) or cols < 1:
+        raise GenerateError(f"grid columns must be a whole number >= 1, got {cols!r}")
+    n, h, w, c = images.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    grid = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = images[i]
+    return grid
+
+
+class ModelRunner:
+    """One generator on one device, loaded once, answering generate / walk requests."""
+
+    def __init__(self, path_or_networks, device="auto"):
+        from .checkpoint import load_network
+
+        self.device = resolve_device(device)
+        if isinstance(path_or_networks, (str, Path)):
+            loaded = load_network(path_or_networks, device=self.device, parts=("G_ema",))
+            self.G, self.config = loaded["G_ema"], loaded["config"]
+        elif isinstance(path_or_networks, dict) and "G_ema" in path_or_networks:
+            self.G, self.config = path_or_networks["G_ema"], path_or_networks.get("config", {})
+        elif isinstance(path_or_networks, torch.nn.Module):
+            self.G, self.config = path_or_networks, {}
+        else:
+            raise GenerateError("ModelRunner wants a checkpoint path, a Generator or a dict with 'G_ema'")
+        self.G = self.G.to(self.device).eval()
+        self.z_dim, self.c_dim, self.w_dim = self.G.z_dim, self.G.c_dim, self.G.w_dim
+        self.resolution, self.num_ws = self.G.img_resolution, self.G.num_ws
+
+    # -- inputs
+
+    def _labels(self, n: int, class_idx) -> torch.Tensor:
+        c = torch.zeros([n, self.c_dim], device=self.device)
+        if self.c_dim == 0:
+            if class_idx is not None:
+                raise GenerateError("this model is not class-conditional: leave the class out")
+            return c
+        if isinstance(class_idx, bool) or not isinstance(class_idx, int) or not 0 <= class_idx < self.c_dim:
+            raise GenerateError(f"this model is class-conditional: give a class from 0 to {self.c_dim - 1}")
+        c[:, class_idx] = 1
+        return c
+
+    def _z_batch(self, seeds, z) -> np.ndarray:
+        if (seeds is None) == (z is None):
+            raise GenerateError("give either seeds or z vectors")
+        if seeds is not None:
+            return seeds_to_z(parse_seeds(seeds), self.z_dim)
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.z_dim or z.shape[0] == 0:
+            raise GenerateError(f"z must have shape [N, {self.z_dim}] for this model, got {list(z.shape)}")
+        if not np.all(np.isfinite(z)):
+            raise GenerateError("z contains NaN or infinite values")
+        return z
+
+    # -- generation
+
+    @torch.no_grad()
+    def _synthesize_z(self, z: np.ndarray, c: torch.Tensor, psi: float, noise_mode: str) -> np.ndarray:
+        zt = torch.from_numpy(np.ascontiguousarray(z)).to(self.device)
+        return to_uint8(self.G(zt, c[: len(z)], truncation_psi=psi, noise_mode=noise_mode))
+
+    @torch.no_grad()
+    def _synthesize_w(self, w: np.ndarray, noise_mode: str) -> np.ndarray:
+        ws = torch.from_numpy(np.ascontiguousarray(w)).to(self.device).unsqueeze(1).repeat(1, self.num_ws, 1)
+        return to_uint8(self.G.synthesis(ws, noise_mode=noise_mode))
+
+    def generate(self, seeds=None, z=None, psi: float = 1.0, noise_mode: str = "const", class_idx=None,
+                 batch_size: int = 16) -> np.ndarray:
+        """uint8 [N, H, W, 3], one image per seed (or z row), in order."""
+        psi, noise_mode = validate_psi(psi), validate_noise_mode(noise_mode)
+        batch_size = _validate_batch(batch_size)
+        zs = self._z_batch(seeds, z)
+        c = self._labels(min(batch_size, len(zs)), class_idx)
+        out = np.empty((len(zs), self.resolution, self.resolution, 3), dtype=np.uint8)
+        for i in range(0, len(zs), batch_size):
+            out[i:i + batch_size] = self._synthesize_z(zs[i:i + batch_size], c, psi, noise_mode)
+        return out
+
+    @torch.no_grad()
+    def seed_to_w(self, waypoint: Waypoint, psi: float, class_idx=None) -> np.ndarray:
+        """The (truncated) w vector of a walk key: for walks in w space."""
+        zt = torch.from_numpy(waypoint.vector(self.z_dim)[None]).to(self.device)
+        ws = self.G.mapping(zt, self._labels(1, class_idx), truncation_psi=psi)
+        return ws[0, 0].cpu().numpy()
+
+    def render_walk(self, waypoints: Sequence[Waypoint], frame_start: int, frame_end: int, interp: str = "slerp",
+                    easing: str = "linear", loop: bool = False, psi: float = 1.0, noise_mode: str = "const",
+                    batch_size: int = 8, class_idx=None, space: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (frame, uint8 [H, W, 3]) for each frame in order, computing `batch_size` at a time.
+
+        `space` None means z for slerp (z is gaussian: stay on its shell) and w for lerp (w
+        space is where straight lines look smooth). Every argument is checked here, before
+        the first frame is rendered.
+        """
+        psi, noise_mode = validate_psi(psi), validate_noise_mode(noise_mode)
+        batch_size = _validate_batch(batch_size)
+        if space is None:
+            space = "w" if str(interp).strip().lower() == "lerp" else "z"
+        self._labels(1, class_idx)  # validate before any work
+        if space == "w":
+            cache: dict = {}
+
+            def resolve(key: Waypoint) -> np.ndarray:
+                ident = ("seed", key.seed) if key.seed is not None else ("z", key.frame)
+                if ident not in cache:
+                    cache[ident] = self.seed_to_w(key, psi, class_idx)
+                return cache[ident]
+
+            latents = walk_latents(waypoints, self.w_dim, frame_start, frame_end, interp=interp, easing=easing,
+                                   loop=loop, space="w", resolve=resolve)
+        else:
+            latents = walk_latents(waypoints, self.z_dim, frame_start, frame_end, interp=interp, easing=easing,
+                                   loop=loop, space="z")
+        return self._stream(latents, space, psi, noise_mode, batch_size, class_idx)
+
+    def _stream(self, latents, space, psi, noise_mode, batch_size, class_idx):
+        c = self._labels(batch_size, class_idx)
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush():
+            vecs = np.stack([v for _, v in pending])
+            images = self._synthesize_w(vecs, noise_mode) if space == "w" else self._synthesize_z(vecs, c, psi, noise_mode)
+            frames = [f for f, _ in pending]
+            pending.clear()
+            return zip(frames, images)
+
+        for item in latents:
+            pending.append(item)
+            if len(pending) == batch_size:
+                yield from flush()
+        if pending:
+            yield from flush()
