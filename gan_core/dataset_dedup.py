@@ -1,0 +1,59 @@
+"""Find exact and near duplicates among accepted images, in a streaming way.
+
+Near duplicates compare 64-bit dHashes by Hamming distance. To avoid comparing every pair,
+the hash is cut into (threshold + 1) bands: two hashes within `threshold` bits must agree
+exactly on at least one band (pigeonhole), so only images sharing a band are compared.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+DEFAULT_NEAR_DISTANCE = 4  # of 64 bits: resaved/recompressed/slightly shifted copies
+
+
+class DuplicateIndex:
+    def __init__(self, near_distance: int | None = DEFAULT_NEAR_DISTANCE) -> None:
+        self._exact: dict[str, str] = {}
+        self._near = near_distance if near_distance is not None and near_distance >= 0 else None
+        self._hashes: list[tuple[int, str]] = []
+        if self._near is not None:
+            n = self._near + 1
+            edges = [round(i * 64 / n) for i in range(n + 1)]
+            self._bands = [(edges[i], edges[i + 1] - edges[i]) for i in range(n)]
+            self._buckets: list[dict[int, list[int]]] = [defaultdict(list) for _ in self._bands]
+
+    def _band_values(self, h: int):
+        for shift, width in self._bands:
+            yield (h >> shift) & ((1 << width) - 1)
+
+    def check(self, pixel_sha256: str, dhash: int) -> tuple[str, str] | None:
+        """(code, reason) when this image duplicates one already accepted, else None."""
+        first = self._exact.get(pixel_sha256)
+        if first is not None:
+            return "duplicate", f"exact duplicate of {first} (same decoded pixels)"
+        if self._near is None:
+            return None
+        seen: set[int] = set()
+        best: tuple[int, str] | None = None
+        for bucket, value in zip(self._buckets, self._band_values(dhash)):
+            for idx in bucket.get(value, ()):
+                if idx in seen:
+                    continue
+                seen.add(idx)
+                other, name = self._hashes[idx]
+                dist = (other ^ dhash).bit_count()
+                if dist <= self._near and (best is None or dist < best[0]):
+                    best = (dist, name)
+        if best is not None:
+            return "near_duplicate", f"near duplicate of {best[1]} (dHash distance {best[0]} <= {self._near})"
+        return None
+
+    def add(self, pixel_sha256: str, dhash: int, name: str) -> None:
+        self._exact.setdefault(pixel_sha256, name)
+        if self._near is None:
+            return
+        idx = len(self._hashes)
+        self._hashes.append((dhash, name))
+        for bucket, value in zip(self._buckets, self._band_values(dhash)):
+            bucket[value].append(idx)
