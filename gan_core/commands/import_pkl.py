@@ -1,8 +1,47 @@
-"""`latent-studio import-pkl`: safely import a StyleGAN2-ADA network pickle."""
+"""`latent-studio import-pkl`: safely import a StyleGAN2-ADA network pickle as a base model."""
 
-from ._pending import not_yet_available
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_models_dir() -> Path:
+    """The server's models folder: $LATENT_STUDIO_DATA/models, else ~/.latent-studio/models."""
+    return Path(os.environ.get("LATENT_STUDIO_DATA", "~/.latent-studio")).expanduser() / "models"
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("import-pkl", help="import a StyleGAN2-ADA .pkl as a base model")
-    p.set_defaults(func=not_yet_available("pickle import", "pickle-import"))
+    p = subparsers.add_parser(
+        "import-pkl",
+        help="import a StyleGAN2-ADA .pkl as a base model",
+        description=(
+            "Read a StyleGAN2-ADA network snapshot (.pkl) without running any code from it, and write "
+            "it to the models folder as a Latent Studio checkpoint (.safetensors) with a thumbnail. "
+            "NVIDIA's own pretrained pickles are licensed for non-commercial use only."
+        ),
+    )
+    p.add_argument("pkl", metavar="FILE.pkl", help="the network snapshot to import")
+    p.add_argument("--name", default=None, help="model name (default: the file name without .pkl)")
+    p.add_argument(
+        "--models-dir",
+        dest="models_dir",
+        metavar="DIR",
+        default=None,
+        help="where to write the model (default: $LATENT_STUDIO_DATA/models, else ~/.latent-studio/models)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..legacy import LICENCE_NOTE, import_pickle
+
+    pkl = Path(args.pkl).expanduser()
+    if not pkl.is_file():
+        raise FileNotFoundError(f"no such file: {pkl}")
+    models_dir = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
+    target = import_pickle(pkl, models_dir, name=args.name)
+    print(f"imported {pkl.name} -> {target}")
+    print(f"thumbnail: {target.with_name(target.stem + '.thumb.png')}")
+    print(f"note: {LICENCE_NOTE}")
+    return 0
