@@ -1,0 +1,164 @@
+"""Snapshots of a training run: where they live, the index, validation and picking one to resume.
+
+Layout (docs/INTERFACES.md): run_dir/snapshots/{network,state,grid}-<step:06d>.*, plus
+index.json written LAST, so an entry in the index means all three files were complete.
+A snapshot can still be damaged later (disk full, a user's tinkering, a crash of the OS
+before data reached the disk): resuming validates by actually loading, and falls back to
+the previous snapshot when the newest one is bad.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .fileio import atomic_write_text
+
+SNAPSHOT_DIR = "snapshots"
+INDEX_NAME = "index.json"
+STATE_FORMAT = "latent-studio-training-state"
+_STATE_RE = re.compile(r"^state-(\d{6,})\.pt$")
+
+
+def snapshot_dir(run_dir) -> Path:
+    return Path(run_dir) / SNAPSHOT_DIR
+
+
+def snapshot_files(run_dir, step: int) -> dict:
+    d = snapshot_dir(run_dir)
+    return {"network": d / f"network-{step:06d}.safetensors", "state": d / f"state-{step:06d}.pt",
+            "grid": d / f"grid-{step:06d}.png"}
+
+
+def _entry(run_dir, step: int, kimg: float | None, extra: dict | None = None) -> dict:
+    files = snapshot_files(run_dir, step)
+    entry = {"step": int(step), "kimg": kimg}
+    entry.update({k: str(v) for k, v in files.items()})
+    if not files["grid"].is_file():  # runs without a sample grid (grid_size=None)
+        entry["grid"] = None
+    if extra:
+        entry.update(extra)
+    return entry
+
+
+def _read_index(run_dir) -> list[dict] | None:
+    path = snapshot_dir(run_dir) / INDEX_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        items = data["snapshots"] if isinstance(data, dict) else data
+        return [{"step": int(i["step"]), "kimg": i.get("kimg"), "time": i.get("time"),
+                 "metrics": i.get("metrics")} for i in items]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def list_snapshots(run_dir) -> list[dict]:
+    """Snapshots recorded in index.json, oldest first, with absolute file paths.
+
+    When index.json is missing or unreadable, falls back to the state files on disk (their
+    completeness is then only known once `load_resumable` validates them).
+    """
+    items = _read_index(run_dir)
+    if items is None:
+        d = snapshot_dir(run_dir)
+        steps = sorted(int(m.group(1)) for p in (d.glob("state-*.pt") if d.is_dir() else [])
+                       if (m := _STATE_RE.match(p.name)))
+        items = [{"step": s, "kimg": None} for s in steps]
+    out = []
+    for item in sorted(items, key=lambda i: i["step"]):
+        extra = {k: item[k] for k in ("time", "metrics") if item.get(k) is not None}
+        out.append(_entry(run_dir, item["step"], item.get("kimg"), extra))
+    return out
+
+
+def write_index(run_dir, entries: list[dict]) -> None:
+    rel = []
+    for e in sorted(entries, key=lambda e: e["step"]):
+        item = {"step": e["step"], "kimg": e.get("kimg"), "time": e.get("time"),
+                "network": Path(e["network"]).name, "state": Path(e["state"]).name,
+                "grid": Path(e["grid"]).name if e.get("grid") else None}
+        if e.get("metrics"):
+            item["metrics"] = e["metrics"]
+        rel.append(item)
+    atomic_write_text(snapshot_dir(run_dir) / INDEX_NAME, json.dumps({"snapshots": rel}, indent=1))
+
+
+def record_snapshot(run_dir, step: int, kimg: float, metrics: dict | None = None) -> dict:
+    """Add (or replace) the entry for `step` in index.json; call after all its files exist."""
+    entries = [e for e in list_snapshots(run_dir) if e["step"] != step]
+    entry = _entry(run_dir, step, kimg, {"time": time.time()})
+    if metrics:
+        entry["metrics"] = metrics
+    entries.append(entry)
+    write_index(run_dir, entries)
+    return entry
+
+
+def _check_network(path: Path) -> None:
+    from .checkpoint import load_network
+    if not path.is_file():
+        raise FileNotFoundError(f"network file missing: {path.name}")
+    load_network(path, device="cpu", parts=("G_ema",))  # reads every tensor: truncation shows
+
+
+def load_resumable(run_dir, device="cpu") -> tuple[dict, dict] | tuple[None, None]:
+    """(entry, state) of the newest snapshot whose network and state both load, else (None, None).
+
+    Skipped (damaged) snapshots are listed in state["skipped_snapshots"] for the log.
+    """
+    from .checkpoint import load_training_state
+    skipped = []
+    for entry in reversed(list_snapshots(run_dir)):
+        try:
+            _check_network(Path(entry["network"]))
+            state = load_training_state(entry["state"])
+            if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+                raise ValueError("not a Latent Studio training state")
+            if int(state["step"]) != entry["step"]:
+                raise ValueError("state step does not match its file name")
+        except Exception as exc:  # any failure to load means "damaged": fall back to the previous one
+            skipped.append({"step": entry["step"], "reason": f"{type(exc).__name__}: {exc}"})
+            continue
+        state["skipped_snapshots"] = skipped
+        return entry, state
+    return None, None
+
+
+def latest_snapshot(run_dir) -> dict | None:
+    """The newest snapshot entry that loads (see `load_resumable`), or None."""
+    entry, _ = load_resumable(run_dir)
+    return entry
+
+
+# ------------------------------------------------------------------ RNG state (weights_only-safe)
+
+def capture_rng_state() -> dict:
+    """torch/CUDA/numpy/python RNG states as tensors, ints and lists only (loadable with weights_only)."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_state[0], "internal": list(py_state[1]), "gauss_next": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])

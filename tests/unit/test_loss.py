@@ -1,0 +1,154 @@
+"""StyleGAN2 loss phases: values, which network receives gradients, the R1 and path-length
+formulas, and style mixing."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan_core.loss import StyleGAN2Loss
+from gan_core.networks import Discriminator, Generator
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # 2 cores shared by many test processes: one intra-op thread is several times faster here.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _micro_nets(res=8, seed=0):
+    torch.manual_seed(seed)
+    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=res, img_channels=3,
+                  mapping_kwargs={"num_layers": 2}, synthesis_kwargs={"channel_base": 128, "channel_max": 16})
+    D = Discriminator(c_dim=0, img_resolution=res, img_channels=3, channel_base=128, channel_max=16,
+                      epilogue_kwargs={"mbstd_group_size": 4})
+    return G, D
+
+
+class LinearD(torch.nn.Module):
+    """D(x) = <a, x>: its input gradient is exactly `a`, so R1 is known in closed form."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.randn(shape))
+
+    def forward(self, img, c):
+        return (img * self.a).sum(dim=[1, 2, 3]).unsqueeze(1)
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_d_main_trains_only_d_with_the_logistic_loss():
+    G, D = _micro_nets()
+    G.requires_grad_(False)
+    loss = StyleGAN2Loss(G, D, r1_gamma=1.0)
+    real = torch.rand([4, 3, 8, 8]) * 2 - 1
+    c = torch.zeros([4, 0])
+    z = torch.randn([4, 8])
+    torch.manual_seed(5)
+    out = loss.d_main(real, c, z, c)
+    assert all(g is None for g in _grads(G))
+    assert all(g is not None for g in _grads(D))
+    # recompute with the same randomness: D(fake) needs the same style-mixing draw
+    torch.manual_seed(5)
+    with torch.no_grad():
+        fake, _ = loss.run_G(z, c)
+        expected = F.softplus(D(fake, c)).mean() + F.softplus(-D(real, c)).mean()
+    assert out["D"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.equal(torch.sign(out["real_logits"]), torch.sign(D(real, c).detach()))
+
+
+def test_g_main_trains_g_through_d_without_touching_d_weights():
+    G, D = _micro_nets()
+    D.requires_grad_(False)
+    G.requires_grad_(True)
+    loss = StyleGAN2Loss(G, D)
+    out = loss.g_main(torch.randn([4, 8]), torch.zeros([4, 0]))
+    assert out["G"].item() > 0
+    assert all(g is None for g in _grads(D))
+    assert sum(g.abs().sum().item() for g in _grads(G) if g is not None) > 0
+
+
+def test_r1_gradient_matches_closed_form():
+    # R1 = gamma/2 * ||a||^2 for D(x) = <a, x>; d/da of (gain * R1) = gain * gamma * a.
+    torch.manual_seed(0)
+    G, _ = _micro_nets()
+    D = LinearD([3, 8, 8])
+    loss = StyleGAN2Loss(G, D, r1_gamma=3.0)
+    out = loss.d_r1(torch.rand([4, 3, 8, 8]), torch.zeros([4, 0]), gain=16)
+    a = D.a.detach()
+    assert out["r1"].item() == pytest.approx(a.square().sum().item(), rel=1e-5)
+    assert torch.allclose(D.a.grad, 16 * 3.0 * a, rtol=1e-4, atol=1e-6)
+
+
+def test_r1_is_taken_on_unaugmented_reals():
+    torch.manual_seed(0)
+    G, _ = _micro_nets()
+    D = LinearD([3, 8, 8])
+
+    class Double(torch.nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    loss = StyleGAN2Loss(G, D, augment_pipe=Double(), r1_gamma=2.0)
+    out = loss.d_r1(torch.rand([2, 3, 8, 8]), torch.zeros([2, 0]), gain=1)
+    # the gradient w.r.t. the un-augmented input of D(2x) is 2a
+    assert out["r1"].item() == pytest.approx((2 * D.a.detach()).square().sum().item(), rel=1e-5)
+
+
+def test_path_length_penalty_updates_running_mean_and_trains_g():
+    G, D = _micro_nets()
+    G.requires_grad_(True)
+    loss = StyleGAN2Loss(G, D, pl_weight=2.0, pl_decay=0.01, pl_batch_shrink=2, style_mixing_prob=0.0)
+    z = torch.randn([8, 8])
+    c = torch.zeros([8, 0])
+    torch.manual_seed(3)
+    out = loss.g_pl(z, c, gain=4)
+    first_mean = loss.pl_mean.item()
+    # independent recomputation of the first path length mean (same noise draw)
+    torch.manual_seed(3)
+    ws = G.mapping(z[:4], c[:4]).detach().requires_grad_(True)
+    img = G.synthesis(ws)
+    noise = torch.randn_like(img) / np.sqrt(8 * 8)
+    grads, = torch.autograd.grad((img * noise).sum(), ws)
+    lengths = grads.square().sum(2).mean(1).sqrt()
+    assert first_mean == pytest.approx(0.01 * lengths.mean().item(), rel=1e-4)
+    assert out["pl"].item() == pytest.approx((lengths - first_mean).square().mean().item(), rel=1e-3)
+    assert sum(g.abs().sum().item() for g in _grads(G) if g is not None) > 0
+    loss.g_pl(z, c, gain=4)
+    assert loss.pl_mean.item() != first_mean
+
+
+def test_style_mixing_switches_latents_at_a_layer():
+    G, D = _micro_nets()
+    z = torch.randn([2, 8])
+    c = torch.zeros([2, 0])
+    no_mix = StyleGAN2Loss(G, D, style_mixing_prob=0.0)
+    _, ws = no_mix.run_G(z, c)
+    assert torch.allclose(ws, ws[:, :1].expand_as(ws))
+    always = StyleGAN2Loss(G, D, style_mixing_prob=1.0)
+    torch.manual_seed(0)
+    _, ws = always.run_G(z, c)
+    differs = [not torch.allclose(ws[:, 0], ws[:, i]) for i in range(ws.shape[1])]
+    cutoff = differs.index(True)
+    assert cutoff >= 1 and all(differs[cutoff:])
+
+
+def test_augmentation_applies_to_reals_and_fakes():
+    G, D = _micro_nets()
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return x
+
+    G.requires_grad_(False)
+    loss = StyleGAN2Loss(G, D, augment_pipe=Recorder())
+    loss.d_main(torch.zeros([4, 3, 8, 8]), torch.zeros([4, 0]), torch.randn([4, 8]), torch.zeros([4, 0]))
+    assert seen == [4, 4]
