@@ -1,0 +1,8 @@
+"""`python -m server [options]` is `latent-studio serve [options]`."""
+
+import sys
+
+from gan_core.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -1,0 +1,1 @@
+"""Small blueprints that belong to no resource package (health)."""

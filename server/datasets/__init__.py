@@ -1,0 +1,1 @@
+"""Datasets resource: upload (streamed, checked), background preparation, report and preview."""

@@ -1,0 +1,193 @@
+"""Entry point of a training worker process (one per job, started with 'spawn').
+
+The worker knows the job id, its attempt number and the SQLite file; it calls
+`gan_core.training.train` with two callbacks: `on_progress` persists progress (throttled)
+and `should_stop` answers from a flag that a watcher thread sets when the job is being
+cancelled, when the server process has died, or when this attempt was superseded.
+The exit code tells the scheduler how it ended; a message for the user goes to the row.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from . import states, store
+
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1
+EXIT_CANCELLED = 3
+EXIT_ORPHANED = 4  # the server died; a restarted server resumes the job
+
+WATCH_INTERVAL_S = 0.5
+PROGRESS_MIN_INTERVAL_S = 1.0
+LOCK_WAIT_S = 300.0
+
+
+class _RunDirLock:
+    """An exclusive OS lock on the job directory, released by the kernel if we die.
+
+    A worker orphaned by a crashed server may still be writing its final snapshot when
+    the restarted server starts the next attempt; the lock makes the new one wait.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = None
+
+    def acquire(self, timeout: float) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+b")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if os.name == "nt":
+                    import msvcrt
+
+                    self.fh.seek(0)
+                    msvcrt.locking(self.fh.fileno(), msvcrt.LK_NBLCK, 1)
+                else:
+                    import fcntl
+
+                    fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except OSError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.2)
+
+
+class _Watcher(threading.Thread):
+    """Heartbeat + stop conditions, checked off the training thread so a slow step
+    never delays the heartbeat and the training loop only reads a flag."""
+
+    def __init__(self, db_file: str, job_id: int, attempt: int, parent_pid: int, flag_file: Path):
+        super().__init__(daemon=True, name=f"job-{job_id}-watcher")
+        self.db_file, self.job_id, self.attempt = db_file, job_id, attempt
+        self.parent_pid, self.flag_file = parent_pid, flag_file
+        self.stop = threading.Event()
+        self.reason: str | None = None  # cancel | orphaned | superseded | server_stopping
+        self.done = threading.Event()
+
+    def _set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
+
+    def check_once(self) -> None:
+        if os.getppid() != self.parent_pid:
+            self._set("orphaned")
+            return
+        if self.flag_file.exists():
+            self._set("cancel")
+        if self.flag_file.with_name("stop.flag").exists():  # the server is shutting down cleanly
+            self._set("server_stopping")
+        try:
+            state = store.beat(self.db_file, self.job_id, self.attempt)
+        except Exception:  # a locked/busy DB must not kill training; try again next tick
+            return
+        if state is None:
+            self._set("superseded")
+        elif state == states.CANCELLING:
+            self._set("cancel")
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.check_once()
+            self.done.wait(WATCH_INTERVAL_S)
+
+
+class _Progress:
+    """Turns training events into throttled row updates."""
+
+    def __init__(self, db_file: str, job_id: int, attempt: int):
+        self.db_file, self.job_id, self.attempt = db_file, job_id, attempt
+        self.last_write = 0.0
+        self.step = 0
+        self.pending: dict = {}
+
+    def __call__(self, event: dict) -> None:
+        kind = event.get("event", "progress")
+        fields: dict = {}
+        if "step" in event:
+            self.step = max(self.step, int(event["step"]))
+            fields["step"] = int(event["step"])
+        for key in ("kimg", "ada_p", "sec_per_kimg", "eta_s"):
+            if event.get(key) is not None:
+                fields[key] = float(event[key])
+        losses = event.get("losses")
+        if isinstance(losses, dict):
+            losses = dict(losses)
+            if event.get("r1") is not None:
+                losses.setdefault("r1", event["r1"])
+            fields["losses"] = losses
+        if kind == "snapshot" and event.get("grid"):
+            fields["latest_grid"] = str(event["grid"])
+        now = time.monotonic()
+        # Plain progress is written at most once a second; a throttled report is kept
+        # and goes out with the next write, so the last losses/ETA are never dropped.
+        self.pending.update(fields)
+        if kind == "progress" and now - self.last_write < PROGRESS_MIN_INTERVAL_S:
+            return
+        if self.pending:
+            try:
+                store.update_progress(self.db_file, self.job_id, self.attempt, self.pending)
+                self.pending = {}
+            except Exception as exc:  # progress is best effort; training goes on
+                print(f"[job {self.job_id}] could not record progress: {exc}", file=sys.stderr)
+            self.last_write = now
+
+
+def _record_error(db_file: str, job_id: int, attempt: int, message: str) -> None:
+    try:
+        store.update_progress(db_file, job_id, attempt, {"error": message[:4000]})
+    except Exception:
+        pass
+
+
+def run_worker(payload: dict) -> None:
+    """Process target. `payload`: job_id, attempt, db_file, parent_pid, job_dir, config."""
+    code = _run(payload)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip interpreter teardown: nothing left to flush, and it is faster
+
+
+def _run(payload: dict) -> int:
+    job_id, attempt, db_file = payload["job_id"], payload["attempt"], payload["db_file"]
+    job_dir = Path(payload["job_dir"])
+    lock = _RunDirLock(job_dir / "worker.lock")
+    if not lock.acquire(LOCK_WAIT_S):
+        _record_error(db_file, job_id, attempt, "another worker still holds this job's run directory")
+        return EXIT_FAILED
+    watcher = _Watcher(db_file, job_id, attempt, payload["parent_pid"], job_dir / "cancel.flag")
+    watcher.check_once()
+    watcher.start()
+    progress = _Progress(db_file, job_id, attempt)
+    try:
+        from gan_core.training import TrainingConfig, train
+
+        config = TrainingConfig(**payload["config"])
+        summary = train(config, on_progress=progress, should_stop=watcher.stop.is_set) or {}
+    except ValueError as exc:  # user-facing errors (TrainingConfigError, DatasetError, ...)
+        _record_error(db_file, job_id, attempt, f"{type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    except Exception as exc:
+        traceback.print_exc()
+        _record_error(db_file, job_id, attempt, f"training crashed: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    finally:
+        watcher.done.set()
+    final_step = max(progress.step, int(summary.get("step", 0) or 0))
+    if final_step >= int(payload["config"]["steps"]):
+        return EXIT_COMPLETED
+    if watcher.reason == "cancel":
+        return EXIT_CANCELLED
+    if watcher.reason in ("orphaned", "superseded", "server_stopping"):
+        return EXIT_ORPHANED
+    _record_error(db_file, job_id, attempt, f"training stopped at step {final_step} of {payload['config']['steps']} without a reason")
+    return EXIT_FAILED

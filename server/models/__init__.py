@@ -1,0 +1,1 @@
+"""Models resource: what a training job can start from (scratch, checkpoints, imported pickles, finished jobs)."""

@@ -1,0 +1,298 @@
+"""Datasets over real HTTP: upload (raw, multipart), refusals that leave nothing behind, prepare, report, preview, delete."""
+
+from __future__ import annotations
+
+import io
+import socket
+import stat
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.e2e.conftest import start_server, stop_server
+from tests.e2e.test_platform import assert_json_error
+
+pytestmark = pytest.mark.e2e
+MAX_UPLOAD = 400_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("datasets") / "data", max_upload_bytes=MAX_UPLOAD, max_images=20, max_zip_entries=50)
+    yield srv
+    stop_server(srv.process)
+
+
+def noise_png(seed: int, size: int = 48) -> bytes:
+    pixels = np.random.RandomState(seed).randint(0, 256, (size, size, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def zip_bytes(entries) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries:
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def image_zip(n: int = 6, prefix: str = "renders/") -> bytes:
+    return zip_bytes([(f"{prefix}img{i:03d}.png", noise_png(i)) for i in range(n)])
+
+
+def upload_raw(srv, body, name="renders", content_type="application/zip", **kwargs):
+    headers = {**srv.headers, "Content-Type": content_type}
+    return requests.post(srv.api("datasets"), params={"name": name} if name else None, data=body, headers=headers, timeout=60, **kwargs)
+
+
+def disk_and_rows(srv):
+    files = sorted(str(p.relative_to(srv.data_dir)) for p in (srv.data_dir / "datasets").rglob("*") if p.is_file())
+    rows = sorted(d["id"] for d in requests.get(srv.api("datasets"), headers=srv.headers, timeout=10).json())
+    return files, rows
+
+
+@pytest.fixture
+def nothing_added(server):
+    """Asserts at the end of the test that no dataset row and no file appeared."""
+    before = disk_and_rows(server)
+    yield
+    assert disk_and_rows(server) == before
+
+
+def wait_for_state(srv, dataset_id, states=("ready", "failed"), timeout=90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = requests.get(srv.api(f"datasets/{dataset_id}"), headers=srv.headers, timeout=10).json()
+        if body["state"] in states:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"dataset {dataset_id} still {body['state']} after {timeout}s:\n{srv.log()[-3000:]}")
+
+
+# --- uploads that succeed ------------------------------------------------------------------
+
+def test_raw_zip_upload_registers_the_dataset(server):
+    body = image_zip(6)
+    r = upload_raw(server, body, name="My renders")
+    assert r.status_code == 201, r.text
+    ds = r.json()
+    assert ds["name"] == "My renders" and ds["state"] == "uploaded" and ds["source_images"] == 6 and ds["source_bytes"] == len(body)
+    assert r.headers["Location"] == f"/api/v1/datasets/{ds['id']}"
+    assert (server.data_dir / "datasets" / ds["id"] / "source.zip").read_bytes() == body
+    assert requests.get(server.api(f"datasets/{ds['id']}"), headers=server.headers, timeout=10).json()["id"] == ds["id"]
+    assert ds["id"] in [d["id"] for d in requests.get(server.api("datasets"), headers=server.headers, timeout=10).json()]
+
+
+def test_multipart_upload_uses_name_field_or_file_name(server):
+    body = image_zip(3)
+    r = requests.post(server.api("datasets"), files={"file": ("trees.zip", body, "application/zip")}, data={"name": "Trees"}, headers=server.headers, timeout=60)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "Trees" and r.json()["source_images"] == 3
+    r = requests.post(server.api("datasets"), files={"file": ("rocks.zip", body, "application/zip")}, headers=server.headers, timeout=60)
+    assert r.status_code == 201 and r.json()["name"] == "rocks"
+    r = requests.post(server.api("datasets"), params={"name": "From query"}, files={"file": ("x.zip", body)}, headers=server.headers, timeout=60)
+    assert r.status_code == 201 and r.json()["name"] == "From query"
+    assert (server.data_dir / "datasets" / r.json()["id"] / "source.zip").read_bytes() == body
+
+
+def test_chunked_upload_without_length_is_accepted(server):
+    body = image_zip(2)
+    r = upload_raw(server, (body[i:i + 1000] for i in range(0, len(body), 1000)), name="chunked")
+    assert r.status_code == 201, r.text
+    assert r.json()["source_bytes"] == len(body)
+
+
+# --- refused uploads: clear 4xx JSON, nothing registered, nothing on disk ------------------
+
+@pytest.mark.usefixtures("nothing_added")
+@pytest.mark.parametrize("entries, status, code", [
+    ([("ok.png", "PNG"), ("../evil.png", "PNG")], 422, "unsafe_path"),
+    ([("ok.png", "PNG"), ("/abs/evil.png", "PNG")], 422, "unsafe_path"),
+    ([("ok.png", "PNG"), ("bomb.png", bytes(30 * 10**6))], 422, "compression_ratio"),
+    ([(f"f{i}.txt", b"x") for i in range(60)], 422, "too_many_entries"),
+    ([(f"i{i}.png", "PNG") for i in range(21)], 422, "too_many_images"),
+    ([("readme.txt", b"no images here")], 422, "no_images"),
+])
+def test_dangerous_or_useless_zips_are_refused(server, entries, status, code):
+    png = noise_png(99, 8)
+    body = zip_bytes([(n, png if d == "PNG" else d) for n, d in entries])
+    assert len(body) < MAX_UPLOAD
+    assert_json_error(upload_raw(server, body), status, code)
+
+
+@pytest.mark.usefixtures("nothing_added")
+def test_symlink_entry_is_refused(server):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.png", noise_png(1, 8))
+        link = zipfile.ZipInfo("link.png")
+        link.create_system = 3
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+    assert_json_error(upload_raw(server, buf.getvalue()), 422, "symlink_entry")
+
+
+@pytest.mark.usefixtures("nothing_added")
+def test_non_zip_body_is_refused(server):
+    assert_json_error(upload_raw(server, b"GIF89a definitely not a zip" * 100), 400, "not_a_zip")
+
+
+@pytest.mark.usefixtures("nothing_added")
+def test_oversized_body_is_413_before_and_while_streaming(server):
+    big = image_zip(1) + bytes(MAX_UPLOAD)
+    assert_json_error(upload_raw(server, big), 413, "upload_too_large")  # Content-Length says too much
+    chunks = (big[i:i + 50_000] for i in range(0, len(big), 50_000))  # no length: caught while reading
+    assert_json_error(upload_raw(server, chunks), 413, "upload_too_large")
+    r = requests.post(server.api("datasets"), files={"file": ("big.zip", big, "application/zip")}, headers=server.headers, timeout=60)
+    assert_json_error(r, 413, "upload_too_large")
+
+
+@pytest.mark.usefixtures("nothing_added")
+def test_multipart_body_exactly_over_the_limit_is_caught_while_streaming(server):
+    # Content-Length is within limit + multipart allowance, so only the byte count while reading catches it.
+    big = bytes(MAX_UPLOAD + 10)
+    r = requests.post(server.api("datasets"), files={"file": ("big.zip", big, "application/zip")}, headers=server.headers, timeout=60)
+    assert_json_error(r, 413, "upload_too_large")
+
+
+@pytest.mark.usefixtures("nothing_added")
+def test_other_bad_requests(server):
+    assert_json_error(upload_raw(server, image_zip(1), content_type="text/plain"), 415, "unsupported_media_type")
+    assert_json_error(upload_raw(server, b""), 400, "empty_upload")
+    assert_json_error(upload_raw(server, image_zip(1), name="x" * 101), 422, "invalid_name")
+    assert_json_error(upload_raw(server, image_zip(1), name="bad\x07name"), 422, "invalid_name")
+    r = requests.post(server.api("datasets"), files={"other": ("a.zip", image_zip(1))}, headers=server.headers, timeout=60)
+    assert_json_error(r, 400, "missing_file")
+    r = requests.post(server.api("datasets"), data=b"--xyz\r\nnonsense", headers={**server.headers, "Content-Type": "multipart/form-data; boundary=xyz"}, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_multipart"
+
+
+@pytest.mark.usefixtures("nothing_added")
+def test_interrupted_upload_leaves_no_row_and_no_file(server):
+    body = image_zip(6)
+    host, port = server.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST /api/v1/datasets?name=cut HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {server.token}\r\nContent-Type: application/zip\r\n"
+        f"Content-Length: {len(body) + 100_000}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+    time.sleep(1.0)  # let the server notice the disconnect
+
+
+# --- lookups ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dataset_id", ["000000000000", "..", "not-an-id", "%2e%2e"])
+def test_unknown_dataset_is_404(server, dataset_id):
+    for suffix in ("", "/report", "/preview"):
+        assert_json_error(requests.get(server.api(f"datasets/{dataset_id}{suffix}"), headers=server.headers, timeout=10), 404)
+    assert_json_error(requests.delete(server.api(f"datasets/{dataset_id}"), headers=server.headers, timeout=10), 404)
+
+
+# --- prepare, report, preview, delete -----------------------------------------------------------
+
+def test_prepare_builds_report_and_preview_then_delete_removes_everything(server):
+    ds = upload_raw(server, image_zip(8), name="prep").json()
+    assert_json_error(requests.get(server.api(f"datasets/{ds['id']}/preview"), headers=server.headers, timeout=10), 409, "dataset_not_ready")
+    params = {"resolution": 32, "crop": "center", "background": "#102030", "inflate": ["flip_h"], "allow_upscale": False, "labels_from_folders": False}
+    r = requests.post(server.api(f"datasets/{ds['id']}/prepare"), json=params, headers=server.headers, timeout=30)
+    assert r.status_code == 202, r.text
+    assert r.json()["state"] == "preparing" and r.json()["params"]["resolution"] == 32
+    # A second prepare while the first runs is a conflict (the child needs seconds just to start).
+    assert_json_error(requests.post(server.api(f"datasets/{ds['id']}/prepare"), json=params, headers=server.headers, timeout=30), 409, "dataset_busy")
+    assert_json_error(requests.delete(server.api(f"datasets/{ds['id']}"), headers=server.headers, timeout=10), 409, "dataset_busy")
+
+    done = wait_for_state(server, ds["id"])
+    assert done["state"] == "ready", done
+    assert done["progress"] == 1.0 and done["resolution"] == 32 and done["image_count"] == 16  # 8 images + 8 flips
+    report = requests.get(server.api(f"datasets/{ds['id']}/report"), headers=server.headers, timeout=10)
+    assert report.status_code == 200 and report.json()["counts"]["accepted"] == 8
+    preview = requests.get(server.api(f"datasets/{ds['id']}/preview"), headers=server.headers, timeout=10)
+    assert preview.status_code == 200 and preview.headers["Content-Type"] == "image/png"
+    assert Image.open(io.BytesIO(preview.content)).size[0] > 0
+    folder = server.data_dir / "datasets" / ds["id"]
+    with zipfile.ZipFile(folder / "dataset.zip") as zf:
+        assert "dataset.json" in zf.namelist() and sum(n.endswith(".png") for n in zf.namelist()) == 16
+    assert not (folder / "work").exists()  # extracted sources are cleaned up
+
+    assert requests.delete(server.api(f"datasets/{ds['id']}"), headers=server.headers, timeout=10).status_code == 204
+    assert not folder.exists()
+    assert_json_error(requests.get(server.api(f"datasets/{ds['id']}"), headers=server.headers, timeout=10), 404, "dataset_not_found")
+
+
+def test_prepare_with_unusable_images_fails_with_the_reason(server):
+    ds = upload_raw(server, zip_bytes([(f"broken{i}.png", b"not really a png" * 20) for i in range(3)]), name="broken").json()
+    r = requests.post(server.api(f"datasets/{ds['id']}/prepare"), json={"resolution": 32}, headers=server.headers, timeout=30)
+    assert r.status_code == 202
+    done = wait_for_state(server, ds["id"])
+    assert done["state"] == "failed" and done["error"], done
+    assert done["preview_url"] is None
+    assert_json_error(requests.get(server.api(f"datasets/{ds['id']}/report"), headers=server.headers, timeout=10), 409, "dataset_not_ready")
+
+
+@pytest.mark.parametrize("params, word", [
+    ({"resolution": 100}, "power of two"),
+    ({"resolution": "64"}, "power of two"),
+    ({"crop": "diagonal"}, "crop"),
+    ({"background": "red"}, "background"),
+    ({"inflate": ["explode"]}, "explode"),
+    ({"allow_upscale": "yes"}, "allow_upscale"),
+    ({"resolutoin": 64}, "resolutoin"),
+])
+def test_bad_prepare_parameters_are_422_and_change_nothing(server, params, word):
+    ds = upload_raw(server, image_zip(1), name="params").json()
+    r = requests.post(server.api(f"datasets/{ds['id']}/prepare"), json=params, headers=server.headers, timeout=30)
+    assert word in assert_json_error(r, 422, "invalid_params")["message"]
+    assert requests.get(server.api(f"datasets/{ds['id']}"), headers=server.headers, timeout=10).json()["state"] == "uploaded"
+
+
+def test_prepare_body_that_is_not_json_is_400(server):
+    ds = upload_raw(server, image_zip(1), name="json").json()
+    r = requests.post(server.api(f"datasets/{ds['id']}/prepare"), data=b"{nope", headers={**server.headers, "Content-Type": "application/json"}, timeout=30)
+    assert_json_error(r, 400, "invalid_json")
+
+
+def test_dataset_used_by_an_unfinished_job_cannot_be_deleted_or_reprepared(server):
+    import sqlite3
+
+    ds = upload_raw(server, image_zip(1), name="in use").json()
+    # A job row as the jobs store writes it, in 'interrupted' (unfinished, and no worker starts for it).
+    conn = sqlite3.connect(server.data_dir / "latent-studio.sqlite3", timeout=30)
+    with conn:
+        job_id = conn.execute(
+            "INSERT INTO jobs (title, dataset_id, base_model, params, state, steps, run_dir, created_at, updated_at)"
+            " VALUES ('t', ?, 'scratch', '{}', 'interrupted', 10, '', 0, 0)", (ds["id"],),
+        ).lastrowid
+    try:
+        assert_json_error(requests.delete(server.api(f"datasets/{ds['id']}"), headers=server.headers, timeout=10), 409, "dataset_in_use")
+        r = requests.post(server.api(f"datasets/{ds['id']}/prepare"), json={"resolution": 32}, headers=server.headers, timeout=10)
+        assert_json_error(r, 409, "dataset_in_use")
+        assert (server.data_dir / "datasets" / ds["id"] / "source.zip").exists()
+        with conn:
+            conn.execute("UPDATE jobs SET state='failed' WHERE id=?", (job_id,))
+        assert requests.delete(server.api(f"datasets/{ds['id']}"), headers=server.headers, timeout=10).status_code == 204
+    finally:
+        with conn:
+            conn.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+        conn.close()
+
+
+def test_server_stop_during_preparation_leaves_it_failed_not_stuck(server_factory, tmp_path):
+    import sqlite3
+
+    srv = server_factory(tmp_path)
+    ds = upload_raw(srv, image_zip(12), name="cut short").json()
+    r = requests.post(srv.api(f"datasets/{ds['id']}/prepare"), json={"resolution": 32}, headers=srv.headers, timeout=30)
+    assert r.status_code == 202
+    assert stop_server(srv.process) == 0  # SIGTERM while the child is still starting up
+    with sqlite3.connect(srv.data_dir / "latent-studio.sqlite3") as conn:
+        state, error = conn.execute("SELECT state, error FROM datasets WHERE id=?", (ds["id"],)).fetchone()
+    assert state == "failed" and error, (state, error)
+    assert not (srv.data_dir / "datasets" / ds["id"] / "work").exists()

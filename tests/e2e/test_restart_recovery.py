@@ -1,0 +1,167 @@
+"""Crash safety: SIGKILL the server and its whole process tree mid-training, start it again.
+
+The restarted server must mark the job interrupted, queue it again and resume it from the
+last snapshot in the same run directory, with no dataset, job row or snapshot lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from gan_core.training import list_snapshots
+
+from .jobs_support import api_get, create_job, prepared_dataset, wait_job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`, from /proc (Linux)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # Field 4 is the parent pid; the command name (field 2) may contain spaces.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(_children(p))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _crash(process) -> list[int]:
+    """What a power cut does to the server: every process of it dies at once, no cleanup."""
+    pids = _tree(process.pid)
+    for pid in pids:  # freeze first so no process can react to another's death
+        os.kill(pid, signal.SIGSTOP)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    return pids
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_sigkill_mid_training_then_restart_resumes_from_last_snapshot(server_factory, tmp_path):
+    data_dir = tmp_path / "data"
+    server = server_factory(tmp_path, data_dir=data_dir)
+    dataset = prepared_dataset(server)
+    r = create_job(server, dataset["id"], title="crash me", steps=5000, snapshot_every=1)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    # Wait for a snapshot beyond the initial one, and for training to move past it.
+    job = wait_job(server, job_id, lambda j: j["state"] == "running" and j["step"] >= 1, 240)
+    worker_pid = job["pid"]
+    assert worker_pid and _alive(worker_pid)
+
+    snaps_before = api_get(server, f"/jobs/{job_id}/snapshots").json()["snapshots"]
+    assert len(snaps_before) >= 2
+    run_dir = data_dir / "jobs" / str(job_id) / "run" / "snapshots"
+    # Only files of snapshots already listed as complete (one being written may be redone).
+    listed = {f"{s['step']:06d}" for s in snaps_before}
+    files_before = {p.name: _digest(p) for p in run_dir.iterdir()
+                    if p.suffix in (".safetensors", ".pt", ".png") and p.stem.split("-")[-1] in listed}
+    assert len(files_before) == 3 * len(snaps_before)
+    dataset_zip = data_dir / "datasets" / dataset["id"] / "dataset.zip"
+    zip_digest = _digest(dataset_zip)
+
+    killed = _crash(server.process)
+    assert worker_pid in killed, "the worker process should be part of the server's tree"
+    time.sleep(0.5)
+    assert not any(_alive(p) for p in killed)
+    # The newest snapshot that completed before the crash (one may have finished after listing).
+    last_before = list_snapshots(run_dir.parent)[-1]["step"]
+    assert last_before >= snaps_before[-1]["step"]
+
+    restarted = server_factory(tmp_path, data_dir=data_dir)
+    # The job comes back on its own: interrupted -> queued -> running (attempt 2).
+    job = wait_job(restarted, job_id, lambda j: j["attempt"] >= 2 and j["state"] == "running", 120)
+    states = [(h["from_state"], h["to_state"]) for h in job["history"]]
+    assert ("running", "interrupted") in states and ("interrupted", "queued") in states
+    assert states[-1] == ("queued", "running")
+
+    # Training resumes from the last snapshot (not from zero): a new snapshot past it appears.
+    def past_last(j):
+        steps = [s["step"] for s in api_get(restarted, f"/jobs/{job_id}/snapshots").json()["snapshots"]]
+        return steps and steps[-1] > last_before
+    wait_job(restarted, job_id, past_last, 180)
+    progress = (data_dir / "jobs" / str(job_id) / "run" / "progress.jsonl").read_text().splitlines()
+    resumed = [line for line in progress if '"event": "resumed"' in line]
+    assert resumed and f'"step": {last_before}' in resumed[-1], resumed
+
+    # Nothing that existed before the crash was lost or changed.
+    snaps_after = api_get(restarted, f"/jobs/{job_id}/snapshots").json()["snapshots"]
+    assert [s["step"] for s in snaps_after][: len(snaps_before)] == [s["step"] for s in snaps_before]
+    for name, digest in files_before.items():
+        assert _digest(run_dir / name) == digest, name
+    assert _digest(dataset_zip) == zip_digest
+    assert api_get(restarted, f"/datasets/{dataset['id']}").json()["state"] == "ready"
+    assert len(api_get(restarted, "/jobs").json()["jobs"]) == 1
+
+    # A clean stop (SIGTERM) while training: the worker snapshots and the job is left
+    # 'interrupted' in the database, to be resumed by the next start.
+    restarted.process.send_signal(signal.SIGTERM)
+    assert restarted.process.wait(timeout=90) == 0
+    conn = sqlite3.connect(data_dir / "latent-studio.sqlite3")
+    state, step, pid = conn.execute("SELECT state, step, pid FROM jobs WHERE id=?", (job_id,)).fetchone()
+    conn.close()
+    assert (state, pid) == ("interrupted", None)
+    assert list_snapshots(run_dir.parent)[-1]["step"] == step
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the worker processes")
+def test_worker_stops_by_itself_when_only_the_server_dies(server_factory, tmp_path):
+    """A worker whose server was killed must not train on as an orphan: it notices, takes a
+    final snapshot and exits; the row stays 'running' for the next start to recover."""
+    data_dir = tmp_path / "data"
+    server = server_factory(tmp_path, data_dir=data_dir)
+    dataset = prepared_dataset(server)
+    job_id = create_job(server, dataset["id"], steps=5000, snapshot_every=1000).json()["id"]
+    job = wait_job(server, job_id, lambda j: j["state"] == "running" and j["latest_grid_url"], 240)
+    worker_pid = job["pid"]
+    assert worker_pid in _tree(server.process.pid)
+
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait(timeout=10)
+    deadline = time.monotonic() + 120
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(worker_pid), "the orphaned worker kept running"
+
+    run_dir = data_dir / "jobs" / str(job_id) / "run"
+    progress = (run_dir / "progress.jsonl").read_text()
+    assert '"stopped": true' in progress.splitlines()[-1]  # train() returned through should_stop
+    snaps = list_snapshots(run_dir)
+    conn = sqlite3.connect(data_dir / "latent-studio.sqlite3")
+    state, step = conn.execute("SELECT state, step FROM jobs WHERE id=?", (job_id,)).fetchone()
+    conn.close()
+    assert state == "running"  # nobody was left to record anything else
+    assert snaps[-1]["step"] >= step  # the stop snapshot covers every step the row reported
