@@ -1,8 +1,9 @@
 """Latent Studio Blender extension: train StyleGAN models on renders, use them as textures."""
 
-from . import preferences
+from . import bridge, operators, panels, preferences, properties, render_dataset
 
-_modules = (preferences,)
+# registration order: data types first, then operators and UI, the queue timer last
+_modules = (properties, preferences, render_dataset, operators, panels, bridge)
 
 
 def register():

@@ -21,6 +21,13 @@ class LATENT_AP_preferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.prop(self, "server_url")
         layout.prop(self, "token")
+        status = context.window_manager.latent_status
+        row = layout.row()
+        row.operator("latent.check_connection", icon="WORLD")
+        row.label(text=status.connection)
+        if not bpy.app.online_access:
+            layout.label(text="Online access is off: only a local server (127.0.0.1, localhost) can be used",
+                         icon="INFO")
 
 
 _classes = (LATENT_AP_preferences,)

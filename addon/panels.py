@@ -1,0 +1,215 @@
+"""Sidebar panels in the 3D Viewport, tab "Latent"."""
+
+from __future__ import annotations
+
+import bpy
+
+from . import bridge, render_dataset
+
+
+def _fmt_eta(seconds):
+    if seconds < 0:
+        return "-"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _image_thumb(layout, img):
+    layout.template_icon(icon_value=layout.icon(img), scale=8.0)
+    layout.label(text=f"Image: {img.name}", icon="IMAGE_DATA")
+
+
+class _LatentPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Latent"
+
+
+class LATENT_UL_jobs(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0):
+        row = layout.row(align=True)
+        row.label(text=item.title or item.job_id)
+        row.label(text=item.state)
+        row.prop(item, "progress", text=f"{item.step}/{item.steps}", slider=True, emboss=False)
+        row.label(text=_fmt_eta(item.eta_s))
+
+
+class LATENT_UL_snapshots(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0):
+        layout.label(text=f"step {item.step}  ({item.kimg:.1f} kimg)")
+
+
+class LATENT_UL_waypoints(bpy.types.UIList):
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0):
+        row = layout.row(align=True)
+        row.prop(item, "frame", text="Frame", emboss=False)
+        if item.use_vector:
+            row.label(text="stored vector")
+        else:
+            row.prop(item, "seed", text="Seed", emboss=False)
+
+
+class LATENT_PT_main(_LatentPanel, bpy.types.Panel):
+    bl_label = "Latent Studio"
+    bl_idname = "LATENT_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        status = context.window_manager.latent_status
+        row = layout.row(align=True)
+        row.label(text=status.connection, icon="WORLD")
+        row.operator("latent.check_connection", text="", icon="FILE_REFRESH")
+        if status.message:
+            icon = {"ERROR": "ERROR", "WARNING": "INFO"}.get(status.message_level, "CHECKMARK")
+            layout.label(text=status.message[:120], icon=icon)
+        for task in bridge.runner.active():
+            row = layout.row(align=True)
+            _label, fraction, text = bridge.progress.get(task.id, (task.label, task.fraction, task.status))
+            row.progress(factor=fraction, text=f"{task.label}: {text}")
+            row.operator("latent.cancel_task", text="", icon="CANCEL").task_id = task.id
+
+
+class LATENT_PT_dataset(_LatentPanel, bpy.types.Panel):
+    bl_label = "Dataset"
+    bl_parent_id = "LATENT_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.latent
+        layout.prop(s, "source")
+        layout.prop(s, "dataset_dir")
+        if s.source == "ORBIT":
+            col = layout.column(align=True)
+            col.prop(s, "view_count")
+            col.prop(s, "spacing")
+            row = col.row(align=True)
+            row.prop(s, "azimuth_min")
+            row.prop(s, "azimuth_max")
+            row = col.row(align=True)
+            row.prop(s, "elevation_min")
+            row.prop(s, "elevation_max")
+            col.prop(s, "distance")
+            col.prop(s, "distance_jitter")
+            row = col.row(align=True)
+            row.prop(s, "random_light_rotation")
+            row.prop(s, "random_world_rotation")
+            col.prop(s, "seed")
+        if s.source != "FOLDER":
+            layout.prop(s, "render_size")
+            session = render_dataset.current
+            if session is not None:
+                layout.progress(factor=session.index / max(1, session.total),
+                                text=f"Rendering {session.index}/{session.total} (Esc cancels)")
+            else:
+                layout.operator("latent.render_dataset", icon="RENDER_STILL")
+        row = layout.row(align=True)
+        row.prop(s, "resolution")
+        row.prop(s, "crop")
+        layout.operator("latent.upload_dataset", icon="EXPORT")
+        if s.dataset_id:
+            layout.label(text=f"Dataset {s.dataset_id}: {s.dataset_state}")
+        if s.dataset_summary:
+            layout.label(text=s.dataset_summary)
+            for line in s.dataset_rejected.splitlines()[:5]:
+                layout.label(text=line, icon="ERROR")
+        img = bpy.data.images.get(s.preview_image) if s.preview_image else None
+        if img is not None:
+            _image_thumb(layout, img)
+
+
+class LATENT_PT_training(_LatentPanel, bpy.types.Panel):
+    bl_label = "Training"
+    bl_parent_id = "LATENT_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.latent
+        row = layout.row(align=True)
+        row.prop(s, "base_model")
+        row.operator("latent.refresh_models", text="", icon="FILE_REFRESH")
+        col = layout.column(align=True)
+        col.prop(s, "job_title")
+        col.prop(s, "preset")
+        col.prop(s, "steps")
+        col.prop(s, "batch")
+        col.prop(s, "snapshot_every")
+        col.prop(s, "augmentation")
+        col.prop(s, "mirror")
+        layout.operator("latent.start_training", icon="PLAY")
+        row = layout.row()
+        row.label(text="Jobs")
+        row.operator("latent.refresh_jobs", text="", icon="FILE_REFRESH")
+        layout.template_list("LATENT_UL_jobs", "", s, "jobs", s, "job_index", rows=3)
+        row = layout.row(align=True)
+        row.operator("latent.job_action", text="Cancel", icon="CANCEL").action = "cancel"
+        row.operator("latent.job_action", text="Continue", icon="PLAY").action = "resume"
+        if len(s.snapshots):
+            layout.label(text="Snapshots")
+            layout.template_list("LATENT_UL_snapshots", "", s, "snapshots", s, "snapshot_index", rows=3)
+        img = bpy.data.images.get(s.sample_image) if s.sample_image else None
+        if img is not None:
+            layout.label(text="Latest samples")
+            _image_thumb(layout, img)
+
+
+class LATENT_PT_generate(_LatentPanel, bpy.types.Panel):
+    bl_label = "Generate"
+    bl_parent_id = "LATENT_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.latent
+        layout.prop(s, "model_source", expand=True)
+        row = layout.row(align=True)
+        row.prop(s, "gen_seed")
+        row.operator("latent.random_seed", text="", icon="FILE_REFRESH").target = "gen_seed"
+        layout.prop(s, "psi")
+        layout.prop(s, "count")
+        layout.prop(s, "storage")
+        layout.operator("latent.generate_images", icon="IMAGE_DATA")
+        if s.last_image:
+            layout.operator("latent.apply_image", icon="MATERIAL").image = s.last_image
+
+
+class LATENT_PT_walk(_LatentPanel, bpy.types.Panel):
+    bl_label = "Latent Walk"
+    bl_parent_id = "LATENT_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.latent
+        row = layout.row()
+        row.template_list("LATENT_UL_waypoints", "", s, "waypoints", s, "waypoint_index", rows=3)
+        col = row.column(align=True)
+        col.operator("latent.add_waypoint", text="", icon="ADD")
+        col.operator("latent.remove_waypoint", text="", icon="REMOVE")
+        col.operator("latent.random_seed", text="", icon="FILE_REFRESH").target = "waypoint"
+        if 0 <= s.waypoint_index < len(s.waypoints):
+            wp = s.waypoints[s.waypoint_index]
+            box = layout.box()
+            box.prop(wp, "frame")
+            box.prop(wp, "seed")
+            box.prop(wp, "use_vector")
+        layout.prop(s, "interpolation")
+        layout.prop(s, "easing")
+        layout.prop(s, "loop")
+        layout.prop(s, "walk_psi")
+        layout.operator("latent.bake_walk", icon="RENDER_ANIMATION")
+        if not bpy.data.filepath:
+            layout.label(text="Unsaved file: frames go to a temporary folder", icon="INFO")
+
+
+_classes = (LATENT_UL_jobs, LATENT_UL_snapshots, LATENT_UL_waypoints, LATENT_PT_main, LATENT_PT_dataset,
+            LATENT_PT_training, LATENT_PT_generate, LATENT_PT_walk)
+
+
+def register():
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

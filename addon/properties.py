@@ -1,0 +1,186 @@
+"""Scene and window-manager properties.
+
+Scene properties (saved with the .blend): dataset settings, the job-list cache, the
+waypoints of a latent walk. Window-manager properties (not saved): connection status and
+the last message.
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
+                       PointerProperty, StringProperty)
+
+# Blender requirement: the list returned by a dynamic EnumProperty items callback must be
+# kept alive by Python, or the UI shows garbage. This module-level list is that reference.
+_model_items = [("scratch", "From scratch", "Train a new model from random weights")]
+
+
+def set_model_items(models):
+    """Replace the cached base-model list with the server's list (main thread)."""
+    items = [("scratch", "From scratch", "Train a new model from random weights")]
+    seen = {"scratch"}
+    for m in models:
+        mid = str(m.get("id", ""))
+        if not mid or mid in seen:
+            continue
+        seen.add(mid)
+        res = m.get("resolution")
+        label = m.get("name") or mid
+        items.append((mid, f"{label} ({res}px)" if res else label, f"{m.get('kind', 'model')}: {mid}"))
+    _model_items[:] = items
+
+
+def _base_model_items(self, context):
+    return _model_items
+
+
+_POW2 = [(str(2 ** i), f"{2 ** i} px", "") for i in range(5, 11)]
+
+
+def _waypoint_frame_update(self, context):
+    from . import walks  # local import: walks imports this module
+
+    walks.on_waypoint_frame_changed(self, context)
+
+
+class LATENT_PG_waypoint(bpy.types.PropertyGroup):
+    uid: IntProperty(name="Id", description="Stable id linking this waypoint to its keyframe", default=0)
+    frame: IntProperty(name="Frame", description="Scene frame where the walk passes this latent",
+                       default=1, update=_waypoint_frame_update)
+    seed: IntProperty(name="Seed", description="Seed of the latent vector", default=0, min=0, max=2 ** 31 - 1)
+    use_vector: BoolProperty(name="Stored vector", description="Use the stored latent vector instead of the seed",
+                             default=False)
+    vector: StringProperty(name="Vector", description="Stored latent vector as JSON numbers", default="")
+
+
+class LATENT_PG_job(bpy.types.PropertyGroup):
+    job_id: StringProperty(name="Job id")
+    title: StringProperty(name="Title")
+    state: StringProperty(name="State")
+    step: IntProperty(name="Step")
+    steps: IntProperty(name="Steps")
+    kimg: FloatProperty(name="kimg")
+    progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0)
+    eta_s: FloatProperty(name="ETA (s)", default=-1.0)
+
+
+class LATENT_PG_snapshot(bpy.types.PropertyGroup):
+    step: IntProperty(name="Step")
+    kimg: FloatProperty(name="kimg")
+
+
+class LATENT_PG_settings(bpy.types.PropertyGroup):
+    # -- dataset: renders -------------------------------------------------------------
+    source: EnumProperty(
+        name="Source",
+        items=[("ORBIT", "Orbit renders", "Render views of the active object from an orbiting camera"),
+               ("TIMELINE", "Timeline", "Render the scene camera over the timeline's frame range"),
+               ("FOLDER", "Image folder", "Use images that already exist in a folder")],
+        default="ORBIT",
+    )
+    dataset_dir: StringProperty(name="Folder", subtype="DIR_PATH", default="//latent_dataset/",
+                                description="Where renders are written, or the image folder to upload")
+    view_count: IntProperty(name="Views", default=64, min=1, max=25000)
+    azimuth_min: FloatProperty(name="Azimuth from", subtype="ANGLE", default=0.0)
+    azimuth_max: FloatProperty(name="Azimuth to", subtype="ANGLE", default=6.283185307179586)
+    elevation_min: FloatProperty(name="Elevation from", subtype="ANGLE", default=0.0,
+                                 min=-1.5707, max=1.5707)
+    elevation_max: FloatProperty(name="Elevation to", subtype="ANGLE", default=0.5235987755982988,
+                                 min=-1.5707, max=1.5707)
+    spacing: EnumProperty(name="Spacing", items=[("EVEN", "Even", "Evenly spaced views"),
+                                                 ("RANDOM", "Random", "Random views (seeded)")],
+                          default="EVEN")
+    distance: FloatProperty(name="Distance", default=0.0, min=0.0, unit="LENGTH",
+                            description="Camera distance; 0 fits the object in view")
+    distance_jitter: FloatProperty(name="Distance jitter", default=0.0, min=0.0, max=0.9, subtype="FACTOR")
+    random_world_rotation: BoolProperty(name="Rotate world", default=False,
+                                        description="Random Z rotation of the world's Mapping node per view")
+    random_light_rotation: BoolProperty(name="Rotate lights", default=False,
+                                        description="Random rotation of the lights around the object per view")
+    render_size: IntProperty(name="Render size", default=256, min=8, max=4096,
+                             description="Square render resolution in pixels")
+    seed: IntProperty(name="Seed", default=0, min=0)
+
+    # -- dataset: server side ---------------------------------------------------------
+    crop: EnumProperty(name="Crop", items=[("center", "Center", ""), ("none", "Pad", "Pad to square"),
+                                           ("random", "Random", ""), ("stretch", "Stretch", "")],
+                       default="center")
+    resolution: EnumProperty(name="Resolution", items=_POW2, default="256")
+    dataset_id: StringProperty(name="Dataset id")
+    dataset_state: StringProperty(name="Dataset state")
+    dataset_summary: StringProperty(name="Report")
+    dataset_rejected: StringProperty(name="Rejected")
+    preview_image: StringProperty(name="Preview image")
+
+    # -- training ---------------------------------------------------------------------
+    base_model: EnumProperty(name="Base model", items=_base_model_items)
+    job_title: StringProperty(name="Title", default="")
+    preset: EnumProperty(name="Network size", items=[("auto", "Auto", ""), ("tiny", "Tiny", "For tests"),
+                                                     ("small", "Small", ""), ("stylegan2", "StyleGAN2", "")],
+                         default="auto")
+    steps: IntProperty(name="Steps", default=5000, min=1, max=1000000)
+    batch: IntProperty(name="Batch", default=16, min=1, max=256)
+    snapshot_every: IntProperty(name="Snapshot every", default=500, min=1)
+    mirror: BoolProperty(name="Mirror", default=False, description="Also train on horizontally flipped images")
+    augmentation: EnumProperty(name="Augmentation", items=[("ada", "Adaptive (ADA)", ""), ("fixed", "Fixed", ""),
+                                                           ("off", "Off", "")], default="ada")
+    jobs: CollectionProperty(type=LATENT_PG_job)
+    job_index: IntProperty(name="Job", default=0)
+    snapshots: CollectionProperty(type=LATENT_PG_snapshot)
+    snapshot_index: IntProperty(name="Snapshot", default=0)
+    sample_image: StringProperty(name="Sample grid image")
+
+    # -- generation -------------------------------------------------------------------
+    model_source: EnumProperty(name="Model", items=[("JOB", "Training job", "The selected job and snapshot"),
+                                                    ("BASE", "Base model", "The selected base model")],
+                               default="JOB")
+    gen_seed: IntProperty(name="Seed", default=0, min=0, max=2 ** 31 - 1)
+    psi: FloatProperty(name="Truncation psi", default=0.7, min=-2.0, max=2.0)
+    count: IntProperty(name="Count", default=1, min=1, max=64)
+    storage: EnumProperty(name="Store", items=[("PACK", "Pack into .blend", ""),
+                                               ("SAVE", "Files next to .blend", "")], default="PACK")
+    last_image: StringProperty(name="Last image")
+
+    # -- latent walks -----------------------------------------------------------------
+    waypoints: CollectionProperty(type=LATENT_PG_waypoint)
+    waypoint_index: IntProperty(name="Waypoint", default=0)
+    walk_key: IntProperty(name="Walk waypoint key", default=0,
+                          description="Keyframed per waypoint: moving its keys in the Dope Sheet re-times the walk")
+    interpolation: EnumProperty(name="Interpolation", items=[("slerp", "Spherical", "Slerp in z space"),
+                                                             ("lerp", "Linear", "Lerp in w space")],
+                                default="slerp")
+    easing: EnumProperty(name="Easing", items=[("linear", "Linear", "Constant speed between waypoints"),
+                                               ("smooth", "Smooth", "Slow in and out at each waypoint"),
+                                               ("smoother", "Smoother", "Even softer stops at waypoints"),
+                                               ("ease-in", "Ease in", "Start slowly"),
+                                               ("ease-out", "Ease out", "End slowly"),
+                                               ("ease-in-out", "Ease in-out", ""),
+                                               ("sine", "Sine", "Sinusoidal ease")],
+                         default="linear")
+    loop: BoolProperty(name="Loop", default=False)
+    walk_psi: FloatProperty(name="Walk psi", default=0.7, min=-2.0, max=2.0)
+    walk_image: StringProperty(name="Walk image")
+
+
+class LATENT_PG_status(bpy.types.PropertyGroup):
+    connection: StringProperty(name="Connection", default="Not checked")
+    message: StringProperty(name="Message")
+    message_level: StringProperty(name="Level", default="INFO")
+
+
+_classes = (LATENT_PG_waypoint, LATENT_PG_job, LATENT_PG_snapshot, LATENT_PG_settings, LATENT_PG_status)
+
+
+def register():
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.latent = PointerProperty(type=LATENT_PG_settings)
+    bpy.types.WindowManager.latent_status = PointerProperty(type=LATENT_PG_status)
+
+
+def unregister():
+    del bpy.types.WindowManager.latent_status
+    del bpy.types.Scene.latent
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,385 @@
+"""Render a training dataset from Blender: orbit views of an object, or the timeline.
+
+`orbit_poses` is plain math (tested without rendering). `DatasetRender` saves the user's
+camera, frame, render settings, light placement and world rotation, renders one image per
+`step()`, and puts everything back in `finish()` whatever happened. The operator drives it
+one view per timer tick (modal, cancellable with Esc) or all at once (execute).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+
+import bpy
+from mathutils import Matrix, Vector
+
+from . import bridge
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr")
+CAMERA_NAME = "Latent Dataset Camera"
+GOLDEN = 0.6180339887498949
+
+
+class RenderDatasetError(ValueError):
+    pass
+
+
+def orbit_poses(count, az_min, az_max, el_min, el_max, spacing="EVEN", seed=0, jitter=0.0):
+    """[(azimuth, elevation, distance_factor)] in radians for `count` views."""
+    if count < 1:
+        raise RenderDatasetError("The number of views must be at least 1")
+    if el_min > el_max:
+        el_min, el_max = el_max, el_min
+    rng = random.Random(seed)
+    span = az_max - az_min
+    full_circle = abs(abs(span) - 2 * math.pi) < 1e-4
+    poses = []
+    for i in range(count):
+        if spacing == "RANDOM":
+            az = az_min + span * rng.random()
+            # uniform on the sphere band between the two elevations
+            s0, s1 = math.sin(el_min), math.sin(el_max)
+            el = math.asin(s0 + (s1 - s0) * rng.random())
+        else:
+            if full_circle or count == 1:
+                az = az_min + span * i / count
+            else:
+                az = az_min + span * i / (count - 1)
+            frac = 0.5 if count == 1 else (i * GOLDEN) % 1.0
+            el = el_min + (el_max - el_min) * frac
+        factor = 1.0 + (rng.uniform(-jitter, jitter) if jitter > 0 else 0.0)
+        poses.append((az, el, factor))
+    return poses
+
+
+def list_images(folder):
+    if not folder or not os.path.isdir(folder):
+        return []
+    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)
+                  and os.path.isfile(os.path.join(folder, f)))
+
+
+def find_target(context):
+    """The object to orbit: the active object, else the scene camera's Track To target."""
+    obj = context.active_object
+    if obj is not None and obj.type not in {"CAMERA", "LIGHT"}:
+        return obj
+    cam = context.scene.camera
+    if cam is not None:
+        for con in cam.constraints:
+            target = getattr(con, "target", None)
+            if target is not None:
+                return target
+    raise RenderDatasetError("Select the object to render (or give the scene camera a Track To target)")
+
+
+def _bounds(obj):
+    corners = [obj.matrix_world @ Vector(c) for c in obj.bound_box]
+    center = sum(corners, Vector()) / len(corners)
+    radius = max((c - center).length for c in corners) or 1.0
+    return center, radius
+
+
+class DatasetRender:
+    """One dataset render, restartable one view at a time. Holds names, never bpy objects."""
+
+    def __init__(self, context, mode, folder):
+        scene = context.scene
+        s = scene.latent
+        self.scene_name = scene.name
+        self.mode = mode
+        self.folder = folder
+        self.index = 0
+        self.written = []
+        self.saved = None
+        self.done = False
+        if mode == "ORBIT":
+            target = find_target(context)
+            self.target_name = target.name
+            self.poses = orbit_poses(s.view_count, s.azimuth_min, s.azimuth_max, s.elevation_min, s.elevation_max,
+                                     s.spacing, s.seed, s.distance_jitter)
+            self.total = len(self.poses)
+            self.rng = random.Random(s.seed + 1)
+            self.rotate_world = s.random_world_rotation
+            self.rotate_lights = s.random_light_rotation
+            self.distance = s.distance
+        elif mode == "TIMELINE":
+            if scene.camera is None:
+                raise RenderDatasetError("The scene has no camera to render the timeline with")
+            self.frames = list(range(scene.frame_start, scene.frame_end + 1, max(1, scene.frame_step)))
+            self.total = len(self.frames)
+        else:
+            raise RenderDatasetError(f"Unknown render mode {mode!r}")
+        self.size = s.render_size
+
+    @property
+    def scene(self):
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            raise RenderDatasetError(f"Scene {self.scene_name!r} is gone")
+        return scene
+
+    # -- save / restore -----------------------------------------------------------------
+
+    def start(self):
+        scene = self.scene
+        r = scene.render
+        img = r.image_settings
+        self.saved = {
+            "camera": scene.camera.name if scene.camera else None,
+            "frame": scene.frame_current,
+            "res": (r.resolution_x, r.resolution_y, r.resolution_percentage),
+            "filepath": r.filepath,
+            "use_file_extension": r.use_file_extension,
+            "media_type": getattr(img, "media_type", None),
+            "file_format": img.file_format,
+            "color_mode": img.color_mode,
+            "color_depth": img.color_depth,
+            "lights": {o.name: [list(row) for row in o.matrix_world] for o in scene.objects if o.type == "LIGHT"},
+            "light_transforms": {o.name: (tuple(o.location), tuple(o.rotation_euler), tuple(o.rotation_quaternion),
+                                          tuple(o.rotation_axis_angle), tuple(o.scale))
+                                 for o in scene.objects if o.type == "LIGHT"},
+            "world_rotation": None,
+        }
+        mapping = self._world_mapping()
+        if mapping is not None:
+            self.saved["world_rotation"] = tuple(mapping.inputs["Rotation"].default_value)
+        os.makedirs(self.folder, exist_ok=True)
+        r.resolution_x = r.resolution_y = self.size
+        r.resolution_percentage = 100
+        r.use_file_extension = True
+        if getattr(img, "media_type", None) not in (None, "IMAGE"):
+            img.media_type = "IMAGE"
+        img.file_format = "PNG"
+        img.color_mode = "RGB"
+        img.color_depth = "8"
+        if self.mode == "ORBIT":
+            cam_data = bpy.data.cameras.new(CAMERA_NAME)
+            user_cam = scene.camera
+            if user_cam is not None and user_cam.type == "CAMERA":
+                cam_data.lens = user_cam.data.lens
+                cam_data.sensor_width = user_cam.data.sensor_width
+            cam = bpy.data.objects.new(CAMERA_NAME, cam_data)
+            scene.collection.objects.link(cam)
+            self.camera_name = cam.name
+            scene.camera = cam
+
+    def _world_mapping(self):
+        world = self.scene.world
+        if world is None or world.node_tree is None:
+            return None
+        for node in world.node_tree.nodes:
+            if node.type == "MAPPING":
+                return node
+        return None
+
+    def finish(self):
+        """Put the user's scene back exactly as it was (also after errors and cancel)."""
+        if self.saved is None:
+            return
+        saved, self.saved = self.saved, None
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            return
+        if self.mode == "ORBIT":
+            cam = bpy.data.objects.get(getattr(self, "camera_name", ""))
+            if cam is not None:
+                data = cam.data
+                bpy.data.objects.remove(cam)
+                if data is not None and data.users == 0:
+                    bpy.data.cameras.remove(data)
+        scene.camera = bpy.data.objects.get(saved["camera"]) if saved["camera"] else None
+        scene.frame_set(saved["frame"])
+        r = scene.render
+        r.resolution_x, r.resolution_y, r.resolution_percentage = saved["res"]
+        r.filepath = saved["filepath"]
+        r.use_file_extension = saved["use_file_extension"]
+        img = r.image_settings
+        if saved["media_type"] is not None and img.media_type != saved["media_type"]:
+            img.media_type = saved["media_type"]
+        img.file_format = saved["file_format"]
+        img.color_mode = saved["color_mode"]
+        img.color_depth = saved["color_depth"]
+        for name, (loc, eul, quat, axis_angle, scale) in saved["light_transforms"].items():
+            obj = scene.objects.get(name)
+            if obj is not None:
+                obj.location, obj.rotation_euler, obj.rotation_quaternion = loc, eul, quat
+                obj.rotation_axis_angle, obj.scale = axis_angle, scale
+        mapping = self._world_mapping()
+        if mapping is not None and saved["world_rotation"] is not None:
+            mapping.inputs["Rotation"].default_value = saved["world_rotation"]
+
+    # -- one view -----------------------------------------------------------------------
+
+    def step(self):
+        """Render the next view; returns True when all views are written."""
+        if self.index >= self.total:
+            self.done = True
+            return True
+        scene = self.scene
+        if self.mode == "ORBIT":
+            path = os.path.join(self.folder, f"view_{self.index:05d}.png")
+            self._place_orbit_camera(scene, *self.poses[self.index])
+        else:
+            frame = self.frames[self.index]
+            scene.frame_set(frame)
+            path = os.path.join(self.folder, f"frame_{frame:05d}.png")
+        scene.render.filepath = path
+        with bpy.context.temp_override(scene=scene):
+            bpy.ops.render.render(write_still=True)
+        if not os.path.isfile(path):
+            raise RenderDatasetError(f"Blender did not write {path}")
+        self.written.append(path)
+        self.index += 1
+        self.done = self.index >= self.total
+        return self.done
+
+    def _place_orbit_camera(self, scene, az, el, factor):
+        target = bpy.data.objects.get(self.target_name)
+        cam = bpy.data.objects.get(self.camera_name)
+        if target is None or cam is None:
+            raise RenderDatasetError(f"Object {self.target_name!r} is gone")
+        center, radius = _bounds(target)
+        if self.distance > 0:
+            dist = self.distance
+        else:
+            half_fov = cam.data.angle / 2
+            dist = radius / math.sin(half_fov) * 1.05
+        dist *= factor
+        offset = Vector((math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))) * dist
+        cam.location = center + offset
+        cam.rotation_euler = (-offset).to_track_quat("-Z", "Y").to_euler()
+        cam.data.clip_start = max(0.001, dist * 0.01)
+        cam.data.clip_end = max(100.0, dist * 4 + radius * 4)
+        if self.rotate_lights:
+            angle = self.rng.uniform(0, 2 * math.pi)
+            rot = Matrix.Translation(center) @ Matrix.Rotation(angle, 4, "Z") @ Matrix.Translation(-center)
+            for name, rows in self.saved["lights"].items():
+                obj = scene.objects.get(name)
+                if obj is not None:
+                    obj.matrix_world = rot @ Matrix(rows)
+        if self.rotate_world:
+            mapping = self._world_mapping()
+            if mapping is not None:
+                rot_value = list(self.saved["world_rotation"])
+                rot_value[2] = self.rng.uniform(0, 2 * math.pi)
+                mapping.inputs["Rotation"].default_value = rot_value
+        scene.camera = cam
+
+
+# the render in progress, for the panel (module state, plain Python object)
+current = None
+
+
+class LATENT_OT_render_dataset(bpy.types.Operator):
+    """Render dataset images into the dataset folder (Esc cancels)"""
+
+    bl_idname = "latent.render_dataset"
+    bl_label = "Render Dataset"
+    bl_options = {"REGISTER"}
+
+    _timer = None
+
+    def _begin(self, context):
+        global current
+        s = context.scene.latent
+        if s.source == "FOLDER":
+            self.report({"ERROR"}, "The source is an existing image folder: nothing to render")
+            return False
+        if current is not None:
+            self.report({"ERROR"}, "A dataset render is already running")
+            return False
+        folder = bpy.path.abspath(s.dataset_dir)
+        if not folder.strip() or folder.startswith("//"):
+            self.report({"ERROR"}, "Choose a dataset folder (or save the .blend for a relative folder)")
+            return False
+        try:
+            session = DatasetRender(context, s.source, folder)
+            session.start()
+        except (RenderDatasetError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return False
+        current = session
+        return True
+
+    def _end(self, context, cancelled=False, error=None):
+        global current
+        session, current = current, None
+        if session is not None:
+            session.finish()
+        count = len(session.written) if session else 0
+        if error:
+            self.report({"ERROR"}, f"Dataset render failed: {error}")
+        elif cancelled:
+            self.report({"WARNING"}, f"Dataset render cancelled after {count} images")
+        else:
+            self.report({"INFO"}, f"Rendered {count} images into {session.folder}")
+
+    def execute(self, context):
+        if not self._begin(context):
+            return {"CANCELLED"}
+        try:
+            while not current.step():
+                pass
+        except Exception as exc:
+            self._end(context, error=str(exc))
+            return {"CANCELLED"}
+        self._end(context)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        if not self._begin(context):
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.05, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, current.total)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        wm = context.window_manager
+        if event.type == "ESC":
+            self._stop_modal(context)
+            self._end(context, cancelled=True)
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            done = current.step()
+        except Exception as exc:
+            self._stop_modal(context)
+            self._end(context, error=str(exc))
+            return {"CANCELLED"}
+        wm.progress_update(current.index)
+        bridge._redraw()
+        if done:
+            self._stop_modal(context)
+            self._end(context)
+            return {"FINISHED"}
+        return {"RUNNING_MODAL"}
+
+    def _stop_modal(self, context):
+        wm = context.window_manager
+        if self._timer is not None:
+            wm.event_timer_remove(self._timer)
+            self._timer = None
+        wm.progress_end()
+
+
+_classes = (LATENT_OT_render_dataset,)
+
+
+def register():
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    global current
+    if current is not None:
+        current.finish()
+        current = None
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,395 @@
+"""addon/client.py (and the bpy-free work functions) against a tiny real HTTP server.
+
+The add-on's client must import no bpy, so it is loaded here as a plain module from the
+addon/ folder without running the package's __init__ (which registers Blender classes).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import types
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+ADDON_DIR = Path(__file__).resolve().parents[2] / "addon"
+PKG = "latent_addon_nobpy"
+
+
+def load(name):
+    if PKG not in sys.modules:
+        pkg = types.ModuleType(PKG)
+        pkg.__path__ = [str(ADDON_DIR)]
+        sys.modules[PKG] = pkg
+    return importlib.import_module(f"{PKG}.{name}")
+
+
+client_mod = load("client")
+tasks_mod = load("tasks")
+work_mod = load("work")
+ClientError = client_mod.ClientError
+LatentClient = client_mod.LatentClient
+
+
+class FakeServer:
+    """A real HTTP server on 127.0.0.1; routes map (method, path) -> fn(handler, body) -> (status, headers, bytes)."""
+
+    def __init__(self):
+        self.routes = {}
+        self.requests = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self, method):
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                outer.requests.append({"method": method, "path": parts.path, "query": parse_qs(parts.query),
+                                       "headers": dict(self.headers), "body": body})
+                fn = outer.routes.get((method, parts.path))
+                if fn is None:
+                    status, headers, data = 404, {"Content-Type": "application/json"}, json.dumps(
+                        {"error": {"code": "not_found", "message": f"no route {parts.path}"}}).encode()
+                else:
+                    status, headers, data = fn(self, body)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_POST(self):
+                self._handle("POST")
+
+        class Quiet(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # clients that hang up on purpose (cancelled uploads) are expected here
+
+        self.httpd = Quiet(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def json_route(self, method, path, obj, status=200):
+        data = json.dumps(obj).encode()
+        self.routes[(method, path)] = lambda h, b: (status, {"Content-Type": "application/json"}, data)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_worker_side_modules_import_no_bpy():
+    """client/tasks/work run on worker threads and in plain Python: importing them pulls in no bpy."""
+    code = (
+        "import sys, types, importlib\n"
+        f"pkg = types.ModuleType({PKG!r}); pkg.__path__ = [{str(ADDON_DIR)!r}]; sys.modules[{PKG!r}] = pkg\n"
+        f"[importlib.import_module({PKG!r} + '.' + n) for n in ('client', 'tasks', 'work')]\n"
+        "print(sorted(m for m in sys.modules if m == 'bpy' or m.startswith('bpy.')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_connection_refused_is_a_clear_error():
+    c = LatentClient(f"http://127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(ClientError, match="Cannot connect to the server at http://127.0.0.1"):
+        c.health()
+
+
+def test_slow_server_times_out(server):
+    def slow(handler, body):
+        time.sleep(1.5)
+        return 200, {"Content-Type": "application/json"}, b"{}"
+
+    server.routes[("GET", "/api/v1/health")] = slow
+    c = LatentClient(server.url, timeout=0.3)
+    t0 = time.monotonic()
+    with pytest.raises(ClientError, match="did not answer within 0.3 s"):
+        c.health()
+    assert time.monotonic() - t0 < 1.2
+
+
+def test_wrong_token_401(server):
+    server.json_route("GET", "/api/v1/jobs", {"error": {"code": "unauthorized", "message": "bad token"}}, 401)
+    c = LatentClient(server.url, token="nope")
+    with pytest.raises(ClientError) as info:
+        c.list_jobs()
+    assert info.value.status == 401
+    assert "access token" in info.value.message and "bad token" in info.value.message
+    assert server.requests[-1]["headers"]["Authorization"] == "Bearer nope"
+
+
+def test_json_error_body_is_reported(server):
+    server.json_route("POST", "/api/v1/jobs",
+                      {"error": {"code": "invalid_config", "message": "batch must be positive"}}, 422)
+    c = LatentClient(server.url, token="t")
+    with pytest.raises(ClientError) as info:
+        c.create_job({"batch": 0})
+    assert info.value.status == 422 and info.value.code == "invalid_config"
+    assert info.value.message == "Server error 422: batch must be positive"
+    assert json.loads(server.requests[-1]["body"]) == {"batch": 0}
+
+
+def test_non_json_error_and_non_json_success(server):
+    server.routes[("GET", "/api/v1/datasets")] = lambda h, b: (500, {"Content-Type": "text/plain"},
+                                                               b"Internal explosion\nstack")
+    server.routes[("GET", "/api/v1/models")] = lambda h, b: (200, {"Content-Type": "text/html"}, b"<html>")
+    c = LatentClient(server.url)
+    with pytest.raises(ClientError, match="Server error 500: Internal explosion"):
+        c.list_datasets()
+    with pytest.raises(ClientError, match="not JSON"):
+        c.list_models()
+
+
+def test_bad_url_rejected():
+    with pytest.raises(ClientError, match="not an http"):
+        LatentClient("ftp://example.com")
+    with pytest.raises(ClientError, match="not an http"):
+        LatentClient("")
+    assert client_mod.is_local_url("http://127.0.0.1:7860")
+    assert client_mod.is_local_url("http://localhost:1")
+    assert client_mod.is_local_url("http://[::1]:7860")
+    assert not client_mod.is_local_url("http://example.com:7860")
+    assert not client_mod.is_local_url("http://192.168.1.5:7860")
+
+
+def test_upload_streams_with_progress(server, tmp_path):
+    payload = bytes(range(256)) * 1200  # 300 kB, several chunks
+    src = tmp_path / "d.zip"
+    src.write_bytes(payload)
+    server.routes[("POST", "/api/v1/datasets")] = lambda h, body: (
+        201, {"Content-Type": "application/json"}, json.dumps({"id": "ds1", "size": len(body)}).encode())
+    calls = []
+    c = LatentClient(server.url, token="tok")
+    out = c.upload_dataset(str(src), name="renders", on_progress=lambda done, total: calls.append((done, total)))
+    assert out == {"id": "ds1", "size": len(payload)}
+    req = server.requests[-1]
+    assert req["body"] == payload
+    assert req["headers"]["Content-Type"] == "application/zip"
+    assert req["query"] == {"name": ["renders"]}
+    assert len(calls) >= 3
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert calls[-1] == (len(payload), len(payload))
+
+
+def test_upload_cancel(server, tmp_path):
+    src = tmp_path / "d.zip"
+    src.write_bytes(b"x" * 500_000)
+    server.json_route("POST", "/api/v1/datasets", {"id": "x"}, 201)
+    c = LatentClient(server.url)
+    seen = []
+    with pytest.raises(ClientError, match="cancelled"):
+        c.upload_dataset(str(src), on_progress=lambda d, t: seen.append(d), should_stop=lambda: len(seen) >= 2)
+
+
+def test_download_to_file(server, tmp_path):
+    blob = b"\x89PNG" + bytes(200_000)
+    server.routes[("GET", "/api/v1/jobs/7/grid.png")] = lambda h, b: (200, {"Content-Type": "image/png"}, blob)
+    c = LatentClient(server.url)
+    dest = tmp_path / "sub" / "grid.png"
+    assert c.download_grid("7", str(dest)) == str(dest)
+    assert dest.read_bytes() == blob
+    assert not (tmp_path / "sub" / "grid.png.part").exists()
+
+
+def test_download_error_leaves_no_file(server, tmp_path):
+    c = LatentClient(server.url)
+    dest = tmp_path / "g.png"
+    with pytest.raises(ClientError, match="no route"):
+        c.download_grid("nope", str(dest))
+    assert not dest.exists() and not (tmp_path / "g.png.part").exists()
+
+
+def test_describe_health():
+    assert client_mod.describe_health({"version": "0.1.0", "device": "cuda", "device_name": "NVIDIA H100"}) == \
+        "Server 0.1.0 on NVIDIA H100 (cuda)"
+    assert client_mod.describe_health({"version": "0.1.0", "device": "cpu"}) == "Server 0.1.0 on cpu"
+    assert client_mod.describe_health({"version": "0.1.0", "device": "cpu", "device_name": "CPU"}) == \
+        "Server 0.1.0 on CPU"
+
+
+# -- work functions (worker side of the operators) ---------------------------------------
+
+def _png_zip(frames):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in frames:
+            zf.writestr(f"frames/{f:06d}.png", f"png{f}".encode())
+    return buf.getvalue()
+
+
+def test_bake_walk_polls_downloads_and_renames(server, tmp_path):
+    polls = {"n": 0}
+
+    def walk_state(handler, body):
+        polls["n"] += 1
+        state = "completed" if polls["n"] >= 2 else "running"
+        return 200, {"Content-Type": "application/json"}, json.dumps(
+            {"id": "w1", "state": state, "frames_done": polls["n"], "frames_total": 3}).encode()
+
+    server.json_route("POST", "/api/v1/walks", {"id": "w1", "state": "queued", "frames_done": 0,
+                                                "frames_total": 3}, 202)
+    server.routes[("GET", "/api/v1/walks/w1")] = walk_state
+    server.routes[("GET", "/api/v1/walks/w1/frames.zip")] = lambda h, b: (
+        200, {"Content-Type": "application/zip"}, _png_zip([5, 6, 7]))
+    out = tmp_path / "walk"
+    out.mkdir()
+    (out / "walk_0099.png").write_bytes(b"stale")
+    runner = tasks_mod.TaskRunner()
+    body = {"model": {"job_id": "j"}, "waypoints": [{"frame": 5, "seed": 1}], "frame_start": 5, "frame_end": 7}
+    task = runner.submit("bake", work_mod.bake_walk, LatentClient(server.url), body, str(out), "walk", 0.05)
+    assert runner.wait_idle(10)
+    msgs = runner.drain()
+    final = msgs[-1]
+    assert final.kind == "result", final
+    assert final.payload["first"] == 5 and final.payload["count"] == 3
+    assert sorted(p.name for p in out.iterdir()) == ["walk_0005.png", "walk_0006.png", "walk_0007.png"]
+    assert (out / "walk_0006.png").read_bytes() == b"png6"
+    assert any(m.kind == "progress" for m in msgs)
+    assert json.loads(server.requests[0]["body"]) == body
+    assert task.finished
+
+
+def test_bake_walk_failure_is_an_error_message(server, tmp_path):
+    server.json_route("POST", "/api/v1/walks", {"id": "w2", "state": "failed",
+                                                "error": {"code": "x", "message": "model missing"}}, 202)
+    runner = tasks_mod.TaskRunner()
+    runner.submit("bake", work_mod.bake_walk, LatentClient(server.url), {"frame_start": 1}, str(tmp_path), "walk",
+                  label="Bake walk")
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "error"
+    assert final.payload["message"] == "Bake walk: The walk failed: model missing"
+
+
+def test_upload_and_prepare_flow(server, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"v{i}.png").write_bytes(b"img%d" % i)
+    (folder / "notes.txt").write_text("not an image")
+    states = iter(["preparing", "ready"])
+    server.routes[("POST", "/api/v1/datasets")] = lambda h, b: (
+        201, {"Content-Type": "application/json"}, json.dumps({"id": "d9", "state": "uploaded"}).encode())
+    server.json_route("POST", "/api/v1/datasets/d9/prepare", {"id": "d9", "state": "preparing"}, 202)
+    server.routes[("GET", "/api/v1/datasets/d9")] = lambda h, b: (
+        200, {"Content-Type": "application/json"}, json.dumps({"id": "d9", "state": next(states)}).encode())
+    server.json_route("GET", "/api/v1/datasets/d9/report",
+                      {"accepted": 2, "rejected": [{"file": "v2.png", "reason": "too small"}]})
+    server.routes[("GET", "/api/v1/datasets/d9/preview")] = lambda h, b: (200, {"Content-Type": "image/png"}, b"PV")
+    runner = tasks_mod.TaskRunner()
+    runner.submit("up", work_mod.upload_and_prepare, LatentClient(server.url), str(folder), "imgs",
+                  {"resolution": 64, "crop": "center"}, str(tmp_path), 0.05)
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "result", final
+    assert final.payload["uploaded"] == 3
+    assert Path(final.payload["preview"]).read_bytes() == b"PV"
+    uploaded = zipfile.ZipFile(io.BytesIO(server.requests[0]["body"]))
+    assert sorted(uploaded.namelist()) == ["v0.png", "v1.png", "v2.png"]
+    prep = [r for r in server.requests if r["path"].endswith("/prepare")][0]
+    assert json.loads(prep["body"]) == {"resolution": 64, "crop": "center"}
+    assert work_mod.summarize_report(final.payload["report"]) == ("2 accepted, 1 rejected", "v2.png: too small")
+    # the report.json layout of the dataset builder: counts + rejected items with reasons
+    builder_report = {"resolution": 64, "counts": {"accepted": 5, "rejected": 1},
+                      "rejected": [{"file": "a.jpg", "code": "too_small", "reason": "smaller than 64px"}]}
+    assert work_mod.summarize_report(builder_report) == ("5 accepted, 1 rejected, 64px", "a.jpg: smaller than 64px")
+
+
+def test_upload_of_empty_folder_fails_before_network(server, tmp_path):
+    runner = tasks_mod.TaskRunner()
+    runner.submit("up", work_mod.upload_and_prepare, LatentClient(server.url), str(tmp_path), "x", {},
+                  str(tmp_path), label="Upload dataset")
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "error" and "There are no images in" in final.payload["message"]
+    assert server.requests == []
+
+
+def test_watch_jobs_retries_a_grid_that_is_not_written_yet(server, tmp_path):
+    server.json_route("GET", "/api/v1/jobs", {"jobs": [{"id": 4, "state": "completed", "step": 2, "steps": 2}]})
+    server.json_route("GET", "/api/v1/jobs/4/snapshots", {"snapshots": [{"step": 0}, {"step": 2}]})
+    calls = {"n": 0}
+
+    def grid(handler, body):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return 404, {"Content-Type": "application/json"}, json.dumps(
+                {"error": {"code": "file_not_found", "message": "missing"}}).encode()
+        return 200, {"Content-Type": "image/png"}, b"GRID"
+
+    server.routes[("GET", "/api/v1/jobs/4/grid.png")] = grid
+    runner = tasks_mod.TaskRunner()
+    runner.submit("watch", work_mod.watch_jobs, LatentClient(server.url), "4", str(tmp_path), 0.05)
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "result", final
+    assert final.payload["grid"] == str(tmp_path / "grid_4.png") and final.payload["grid_step"] == 2
+    assert (tmp_path / "grid_4.png").read_bytes() == b"GRID"
+    assert calls["n"] == 2
+
+
+def test_watch_jobs_other_errors_stop_the_watch(server, tmp_path):
+    server.json_route("GET", "/api/v1/jobs", {"error": {"code": "unauthorized", "message": "no"}}, 401)
+    runner = tasks_mod.TaskRunner()
+    runner.submit("watch", work_mod.watch_jobs, LatentClient(server.url), "4", str(tmp_path), 0.05,
+                  label="Watch training")
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "error" and final.payload["message"].startswith("Watch training: The server refused")
+
+
+def test_generate_writes_one_png_per_seed(server, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for seed in (3, 4):
+            zf.writestr(f"seed{seed:04d}.png", f"img{seed}".encode())
+    server.routes[("POST", "/api/v1/generate")] = lambda h, b: (200, {"Content-Type": "application/zip"},
+                                                                buf.getvalue())
+    runner = tasks_mod.TaskRunner()
+    body = {"model": {"job_id": 1}, "seeds": [3, 4], "psi": 0.7, "noise_mode": "const"}
+    runner.submit("gen", work_mod.generate, LatentClient(server.url), body, str(tmp_path), "latent")
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "result", final
+    assert final.payload["images"] == [(3, str(tmp_path / "latent_seed000003.png")),
+                                       (4, str(tmp_path / "latent_seed000004.png"))]
+    assert (tmp_path / "latent_seed000004.png").read_bytes() == b"img4"
+    assert json.loads(server.requests[-1]["body"]) == body
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latent_seed000003.png", "latent_seed000004.png"]
