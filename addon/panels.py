@@ -205,11 +205,4 @@ _classes = (LATENT_UL_jobs, LATENT_UL_snapshots, LATENT_UL_waypoints, LATENT_PT_
             LATENT_PT_training, LATENT_PT_generate, LATENT_PT_walk)
 
 
-def register():
-    for cls in _classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(_classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(_classes)

@@ -33,11 +33,4 @@ class LATENT_AP_preferences(bpy.types.AddonPreferences):
 _classes = (LATENT_AP_preferences,)
 
 
-def register():
-    for cls in _classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
-    for cls in reversed(_classes):
-        bpy.utils.unregister_class(cls)
+register, unregister = bpy.utils.register_classes_factory(_classes)

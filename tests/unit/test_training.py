@@ -31,12 +31,8 @@ MICRO8 = {
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    # 2 cores shared by many test processes: one intra-op thread is several times faster here.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here runs on one torch thread (see tests/unit/conftest.py)."""
 
 
 @pytest.fixture

@@ -37,11 +37,8 @@ UNTRAINED_MAE = 0.6
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every test here runs on one torch thread (see tests/unit/conftest.py)."""
 
 
 def _ema_mae(snapshot, target: np.ndarray, n: int = 16) -> tuple[float, float]:
