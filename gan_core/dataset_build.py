@@ -212,11 +212,11 @@ def build_dataset(
                 if stop():
                     raise DatasetBuildCancelled()
                 counts["done"] += 1
-                verdict = (res.code, res.reason) if res.code else dedup.check(res.pixel_sha256, res.dhash)
+                verdict = (res.code, res.reason) if res.code else dedup.check(res.pixel_sha256, res.dhash, res.signature)
                 if verdict:
                     rejected.append({"file": res.name, "code": verdict[0], "reason": verdict[1]})
                 else:
-                    dedup.add(res.pixel_sha256, res.dhash, res.name)
+                    dedup.add(res.pixel_sha256, res.dhash, res.name, res.signature)
                     label = class_index[labels[res.name]] if class_names is not None else None
                     thumbs.offer(writer.count, res.thumb)
                     for variant, png in res.pngs:

@@ -54,6 +54,7 @@ class Result:
     reason: str | None = None
     pixel_sha256: str | None = None
     dhash: int | None = None
+    signature: np.ndarray | None = None  # 16x16 colour cells, confirms a near-duplicate dHash
     pngs: list[tuple[str, bytes]] = field(default_factory=list)  # (variant, PNG bytes), original first
     thumb: np.ndarray | None = None
 
@@ -139,7 +140,8 @@ def _process(job: Job) -> Result:
     box = imagegeom.crop_box(im.width, im.height, opt.crop, rng_key=f"{opt.seed}:{job.name}")
     square, content = imagegeom.render_square(im, box, opt.resolution, opt.crop, opt.background)
     imagegeom.check_not_uniform(content, opt.min_std)
-    result = Result(job.index, job.name, pixel_sha256=digest, dhash=imagegeom.dhash(square))
+    result = Result(job.index, job.name, pixel_sha256=digest, dhash=imagegeom.dhash(square),
+                    signature=imagegeom.colour_signature(square))
     result.pngs.append(("original", _encode_png(square, opt.png_compress_level)))
     for variant in opt.inflate:
         if variant == "zoom":

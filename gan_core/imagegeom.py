@@ -90,6 +90,11 @@ def dhash(arr: np.ndarray) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
+def colour_signature(arr: np.ndarray) -> np.ndarray:
+    """16x16 RGB cell averages: confirms a dHash match (see dataset_dedup) with colour and place."""
+    return np.asarray(Image.fromarray(arr).resize((16, 16), Image.BOX), dtype=np.uint8)
+
+
 def apply_variant(arr: np.ndarray, name: str) -> np.ndarray:
     """The array-only inflations (zoom needs the source image, see dataset_worker)."""
     if name == "flip_h":

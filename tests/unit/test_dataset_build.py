@@ -416,3 +416,28 @@ def test_real_daemonic_process_builds_with_threads(tmp_path):
     assert proc.exitcode == 0
     report = json.loads((tmp_path / "ds.report.json").read_text())
     assert report["counts"]["accepted"] == 2 and "2 threads" in report["notes"][0]
+
+
+def test_distinct_small_subjects_are_not_near_duplicates_but_a_resave_is(tmp_path):
+    """Renders of a small subject in different places and colours (as an orbit or a set of
+    props gives) share coarse grey hashes at low resolution; all must be kept. A re-encoded
+    copy of one of them is still caught."""
+    from PIL import ImageDraw
+
+    src = tmp_path / "renders"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(24):
+        im = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+        x, y, r = rng.integers(60, 240), rng.integers(50, 150), rng.integers(20, 45)
+        colour = tuple(int(v) for v in rng.integers(40, 255, 3)) + (255,)
+        ImageDraw.Draw(im).ellipse([x - r, y - r, x + r, y + r], fill=colour)
+        im.save(src / f"frame_{i:03d}.png")
+    white = Image.new("RGBA", (300, 200), (255, 255, 255, 255))
+    first = np.asarray(Image.alpha_composite(white, Image.open(src / "frame_000.png")).convert("RGB"))
+    jitter = np.random.default_rng(2).integers(-2, 3, first.shape)
+    Image.fromarray(np.clip(first.astype(int) + jitter, 0, 255).astype(np.uint8)).save(src / "resaved.png")
+
+    report = build_dataset(src, tmp_path / "discs.zip", resolution=32, crop="none", background="#ffffff", workers=1)
+    assert report["counts"]["accepted"] == 24
+    assert [(r["file"], r["code"]) for r in report["rejected"]] == [("resaved.png", "near_duplicate")]

@@ -208,6 +208,10 @@ def test_duplicate_index_exact_and_near():
     code, reason = idx.check("sha-b", hb)
     assert code == "near_duplicate" and "a.png" in reason
     assert idx.check("sha-c", hc) is None
+    # With colour signatures, the re-encoded copy is still caught.
+    idx_sig = DuplicateIndex(near_distance=4)
+    idx_sig.add("sha-a", ha, "a.png", imagegeom.colour_signature(a))
+    assert idx_sig.check("sha-b", hb, imagegeom.colour_signature(b))[0] == "near_duplicate"
     # Exhaustive check of the banded search against brute force.
     rng = np.random.default_rng(5)
     stored = [int(rng.integers(0, 2**63)) for _ in range(200)]
@@ -228,3 +232,22 @@ def test_archive_names_follow_reference_layout():
     assert archive_name(0) == "00000/img00000000.png"
     assert archive_name(999) == "00000/img00000999.png"
     assert archive_name(1000) == "00001/img00001000.png"
+
+
+def test_same_dhash_but_another_colour_is_not_a_near_duplicate():
+    """The grey 8x8 dHash cannot see colour: the same shape in red and in an equally bright
+    green hashes identically (the same object rendered with two materials). The colour
+    signature tells them apart, so such renders are not thrown away as duplicates."""
+    def disc(colour):
+        img = np.full((32, 32, 3), 255, np.uint8)
+        yy, xx = np.mgrid[0:32, 0:32]
+        img[(yy - 16) ** 2 + (xx - 12) ** 2 <= 36] = colour
+        return img
+
+    red, green = disc((200, 30, 30)), disc((30, 117, 30))  # equal luma: 0.299R + 0.587G + 0.114B
+    assert imagegeom.dhash(red) == imagegeom.dhash(green)  # the hash alone is fooled
+    idx = DuplicateIndex(near_distance=4)
+    idx.add("sha-red", imagegeom.dhash(red), "red.png", imagegeom.colour_signature(red))
+    assert idx.check("sha-green", imagegeom.dhash(green), imagegeom.colour_signature(green)) is None
+    # ...and without the signature the index would have called it a duplicate.
+    assert idx.check("sha-green", imagegeom.dhash(green))[0] == "near_duplicate"
