@@ -207,14 +207,11 @@ def _write_grid(path: Path, images: np.ndarray, cols: int) -> None:
     import io
 
     from PIL import Image
-    n, h, w, c = images.shape
-    rows = -(-n // cols)
-    grid = np.zeros([rows * h, cols * w, c], np.uint8)
-    for i, img in enumerate(images):
-        r, q = divmod(i, cols)
-        grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = img
+
+    from .generate import image_grid
+    grid = image_grid(images, cols)
     buf = io.BytesIO()
-    Image.fromarray(grid[:, :, 0] if c == 1 else grid).save(buf, format="PNG")
+    Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -83,10 +83,14 @@ def run(args) -> int:
 
     config = config_from_args(args)
     is_main = env_dist_info().is_main
-    bar = None if (args.no_progress_bar or not is_main) else tqdm(total=config.steps, unit="step", dynamic_ncols=True)
+    show_bar = is_main and not args.no_progress_bar
+    bar = None  # made on the 'start' event, i.e. after train() has validated the config
 
     def on_progress(event: dict) -> None:
+        nonlocal bar
         kind = event.get("event")
+        if kind == "start" and show_bar:
+            bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True)
         if bar is not None and kind in ("progress", "resumed"):
             bar.n = event["step"]
             if kind == "progress":
