@@ -10,6 +10,7 @@ import os
 from urllib.parse import quote, urlsplit
 
 import requests
+from urllib3.exceptions import ProtocolError  # ships with requests (and with Blender)
 
 API_PREFIX = "/api/v1"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -110,6 +111,11 @@ class LatentClient:
         except requests.exceptions.ConnectionError as exc:
             if isinstance(getattr(exc, "__context__", None), ClientError):
                 raise exc.__context__ from None
+            if exc.args and isinstance(exc.args[0], ProtocolError):  # connected, then lost it
+                raise ClientError(
+                    f"The connection to the server at {self.base_url} was lost during the request "
+                    "(did the server stop?). Nothing on this computer was changed: try again when it is back."
+                ) from None
             raise ClientError(
                 f"Cannot connect to the server at {self.base_url}: is it running? (start it with `latent-studio serve`)"
             ) from None
@@ -176,8 +182,11 @@ class LatentClient:
                     if on_progress is not None:
                         on_progress(done, total)
             os.replace(tmp, dest)
-        except requests.exceptions.RequestException as exc:
-            raise ClientError(f"Download of {path} broke off: {exc}") from None
+        except requests.exceptions.RequestException:
+            got = f"{done} of {total} bytes" if total else f"{done} bytes"
+            raise ClientError(
+                f"Download of {path} broke off after {got}: the server closed the connection. Try again."
+            ) from None
         finally:
             resp.close()
             if os.path.exists(tmp):

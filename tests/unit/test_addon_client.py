@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -393,3 +394,56 @@ def test_generate_writes_one_png_per_seed(server, tmp_path):
     assert (tmp_path / "latent_seed000004.png").read_bytes() == b"img4"
     assert json.loads(server.requests[-1]["body"]) == body
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latent_seed000003.png", "latent_seed000004.png"]
+
+
+class _VanishingServer:
+    """A raw TCP server on 127.0.0.1 that reads the request head (and some body), optionally
+    sends a partial response, then drops the connection: a server that disappears mid-transfer."""
+
+    def __init__(self, reply: bytes = b"", body_bytes_before_close: int = 64 * 1024):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.reply, self.limit = reply, body_bytes_before_close
+        self.thread = threading.Thread(target=self._serve_once, daemon=True)
+        self.thread.start()
+
+    def _serve_once(self):
+        conn, _ = self.sock.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            received = len(data.split(b"\r\n\r\n", 1)[1])
+            while received < self.limit:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                received += len(chunk)
+            if self.reply:
+                conn.sendall(self.reply)
+            conn.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+def test_server_disappearing_mid_upload_is_a_clear_error_and_loses_nothing(tmp_path):
+    src = tmp_path / "renders.zip"
+    payload = os.urandom(2_000_000)
+    src.write_bytes(payload)
+    gone = _VanishingServer(body_bytes_before_close=100_000)
+    with pytest.raises(ClientError) as exc:
+        LatentClient(gone.url, token="tok").upload_dataset(str(src), name="renders")
+    message = str(exc.value)
+    assert "connection to the server" in message and "was lost" in message, message
+    assert "Cannot connect" not in message  # it did connect: the server went away mid-upload
+    assert src.read_bytes() == payload  # the user's dataset zip is untouched
+
+
+def test_server_disappearing_mid_download_leaves_no_partial_file(tmp_path):
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 1000000\r\n\r\n"
+    gone = _VanishingServer(reply=head + b"\x89PNG" + bytes(50_000), body_bytes_before_close=0)
+    dest = tmp_path / "grid.png"
+    with pytest.raises(ClientError, match=r"broke off after \d+ of 1000000 bytes: the server closed the connection"):
+        LatentClient(gone.url).download_grid("7", str(dest))
+    assert not dest.exists() and not list(tmp_path.glob("grid.png*"))
