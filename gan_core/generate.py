@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Container, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -165,8 +165,13 @@ class ModelRunner:
 
     def render_walk(self, waypoints: Sequence[Waypoint], frame_start: int, frame_end: int, interp: str = "slerp",
                     easing: str = "linear", loop: bool = False, psi: float = 1.0, noise_mode: str = "const",
-                    batch_size: int = 8, class_idx=None, space: str | None = None) -> Iterator[tuple[int, np.ndarray]]:
+                    batch_size: int = 8, class_idx=None, space: str | None = None,
+                    skip_frames: Container[int] = ()) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (frame, uint8 [H, W, 3]) for each frame in order, computing `batch_size` at a time.
+
+        Frames in `skip_frames` are neither synthesized nor yielded (a resumed walk that has
+        them on disk already); every other frame is exactly what a full render would give,
+        since each frame's latent depends only on the waypoints and the frame range.
 
         `space` None means z for slerp (z is gaussian: stay on its shell) and w for lerp (w
         space is where straight lines look smooth). Every argument is checked here, before
@@ -191,6 +196,8 @@ class ModelRunner:
         else:
             latents = walk_latents(waypoints, self.z_dim, frame_start, frame_end, interp=interp, easing=easing,
                                    loop=loop, space="z")
+        if skip_frames:
+            latents = ((frame, vec) for frame, vec in latents if frame not in skip_frames)
         return self._stream(latents, space, psi, noise_mode, batch_size, class_idx)
 
     def _stream(self, latents, space, psi, noise_mode, batch_size, class_idx):

@@ -28,7 +28,7 @@ GEN_BATCH = 8
 _init_lock = threading.Lock()
 
 
-def _services(state):
+def services(state):
     """The per-app model cache and walk renderer, created on first use."""
     with _init_lock:
         if getattr(state, "model_cache", None) is None:
@@ -97,7 +97,7 @@ def generate():
     data = _body()
     seeds, psi, noise_mode = _seeds(data), _psi(data), _noise_mode(data)
     path, _ = resolve_model(state, data.get("model"))
-    cache, _ = _services(state)
+    cache, _ = services(state)
     runner = cache.get(path)
     images = []
     lock = device_lock(state.device)
@@ -177,7 +177,7 @@ def create_walk():
     params = {"waypoints": waypoints, "frame_start": frame_start, "frame_end": frame_end,
               "interpolation": interpolation, "easing": easing, "loop": loop, "psi": _psi(data),
               "noise_mode": _noise_mode(data), "batch_size": 8}
-    _, renderer = _services(state)
+    _, renderer = services(state)
     walk = walks.insert_walk(state.db, model_ref, str(path), params, total)
     renderer.submit(walk["id"])
     return jsonify(walk_json(walk)), 202

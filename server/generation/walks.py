@@ -2,7 +2,8 @@
 
 Frames go to data_dir/walks/<id>/frame_NNNNN.png (N = the frame number) as they are
 made, so a client can fetch early frames while later ones render; frames.zip is built
-once when the walk completes. Walks run one at a time on a single thread: they are a
+once when the walk completes. A walk cut short by a stop or a crash is queued again at
+the next start and renders only the frames that are missing. Walks run one at a time on a single thread: they are a
 batch job, and the device lock (see gpu.py) is taken per batch so generate requests and
 training stay responsive.
 """
@@ -89,14 +90,29 @@ def _update(db, walk_id: int, **fields) -> None:
         conn.execute(f"UPDATE walks SET {cols} WHERE id=?", (*fields.values(), walk_id))
 
 
-def recover(db) -> int:
-    """At start-up: a walk that was rendering has no thread any more; say so plainly."""
-    with db.connect() as conn:
-        cur = conn.execute(
-            "UPDATE walks SET state=?, error=?, updated_at=? WHERE state IN (?, ?)",
-            (FAILED, "the server stopped while this walk was rendering; submit it again", time.time(), QUEUED, RENDERING),
-        )
-        return cur.rowcount
+def recover(db) -> list[int]:
+    """At start-up: walks cut short by the last stop (queued, or rendering when it died) go
+    back to the queue; frames already on disk are kept and not rendered again. Returns their
+    ids, oldest first, for the renderer."""
+    with db.connect(immediate=True) as conn:
+        ids = [r["id"] for r in conn.execute(
+            "SELECT id FROM walks WHERE state IN (?, ?) ORDER BY id", (QUEUED, RENDERING))]
+        conn.execute("UPDATE walks SET state=?, updated_at=? WHERE state IN (?, ?)",
+                     (QUEUED, time.time(), QUEUED, RENDERING))
+    return ids
+
+
+def frames_on_disk(out_dir: Path, frame_start: int, frame_end: int) -> set[int]:
+    """Frame numbers already written (writes are atomic, so a file present is complete)."""
+    found = set()
+    for path in out_dir.glob("frame_*.png"):
+        try:
+            frame = int(path.stem.split("_", 1)[1])
+        except ValueError:
+            continue
+        if frame_start <= frame <= frame_end:
+            found.add(frame)
+    return found
 
 
 class WalkRenderer:
@@ -133,12 +149,15 @@ class WalkRenderer:
         waypoints = [Waypoint(frame=w["frame"], seed=w.get("seed"),
                               z=None if w.get("z") is None else np.asarray(w["z"], dtype=np.float32))
                      for w in p["waypoints"]]
+        for stale in out_dir.glob(".frame_*.tmp"):  # half-written by a process that was killed
+            stale.unlink(missing_ok=True)
+        already = frames_on_disk(out_dir, p["frame_start"], p["frame_end"])  # a resumed walk
         frames = runner.render_walk(
             waypoints, p["frame_start"], p["frame_end"], p["interpolation"], p["easing"], p["loop"],
-            p["psi"], noise_mode=p["noise_mode"], batch_size=p["batch_size"],
+            p["psi"], noise_mode=p["noise_mode"], batch_size=p["batch_size"], skip_frames=already,
         )
         lock = device_lock(self.device)
-        done, last = 0, 0.0
+        done, last = len(already), 0.0
         from gan_core.generate import encode_png
 
         while not self._closed.is_set():
@@ -154,8 +173,8 @@ class WalkRenderer:
             if time.monotonic() - last > PROGRESS_INTERVAL_S:
                 _update(self.db, walk_id, frames_done=done)
                 last = time.monotonic()
-        if self._closed.is_set():
-            _update(self.db, walk_id, state=FAILED, frames_done=done, error="the server stopped while rendering")
+        if self._closed.is_set():  # the server is stopping: the next start resumes this walk
+            _update(self.db, walk_id, state=QUEUED, frames_done=done)
             return
         with atomic_path(out_dir / "frames.zip") as tmp:
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:  # PNGs are already compressed

@@ -64,7 +64,14 @@ def init_jobs(app) -> None:
     requeued = sched_mod.recover(state.db)
     if requeued:
         log.info("re-queued jobs interrupted by the last shutdown: %s", requeued)
-    walks.recover(state.db)
+    resumable_walks = walks.recover(state.db)
+    if resumable_walks:
+        from server.generation.routes import services
+
+        _, renderer = services(state)
+        for walk_id in resumable_walks:
+            renderer.submit(walk_id)
+        log.info("resuming walks interrupted by the last shutdown: %s", resumable_walks)
     sched.start()
     state.add_shutdown_hook(sched.shutdown)
     atexit.register(state.shutdown)

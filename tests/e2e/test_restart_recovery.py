@@ -13,11 +13,13 @@ import sqlite3
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from gan_core.training import list_snapshots
 
-from .jobs_support import api_get, create_job, prepared_dataset, wait_job
+from .jobs_support import api_get, api_post, create_job, prepared_dataset, wait_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -165,3 +167,53 @@ def test_worker_stops_by_itself_when_only_the_server_dies(server_factory, tmp_pa
     conn.close()
     assert state == "running"  # nobody was left to record anything else
     assert snaps[-1]["step"] >= step  # the stop snapshot covers every step the row reported
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the server's processes")
+def test_walk_cut_short_by_a_crash_resumes_and_keeps_its_frames(server_factory, tmp_path):
+    from gan_core.generate import ModelRunner
+    from gan_core.latent import Waypoint
+
+    from .test_generate_api import _write_base_model
+
+    data_dir = tmp_path / "data"
+    (data_dir / "models").mkdir(parents=True)
+    model_path = _write_base_model(data_dir / "models" / "tinybase.safetensors")
+    server = server_factory(tmp_path, data_dir=data_dir)
+    assert api_get(server, "/models").status_code == 200
+    keys = [{"frame": 0, "seed": 1}, {"frame": 1500, "seed": 2}, {"frame": 2999, "seed": 3}]
+    r = api_post(server, "/walks", json={"model": {"model_id": "tinybase"}, "waypoints": keys,
+                                        "frame_start": 0, "frame_end": 2999, "interpolation": "slerp"})
+    assert r.status_code == 202, r.text
+    walk = r.json()
+    walk_dir = data_dir / "walks" / str(walk["id"])
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(walk_dir.glob("frame_*.png"))) < 60:
+        time.sleep(0.05)
+    _crash(server.process)
+    before = {p.name: _digest(p) for p in walk_dir.glob("frame_*.png")}
+    assert 60 <= len(before) < 3000, len(before)
+
+    restarted = server_factory(tmp_path, data_dir=data_dir)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = api_get(restarted, f"/walks/{walk['id']}").json()
+        if status["state"] in ("completed", "failed"):
+            break
+        time.sleep(0.3)
+    assert status["state"] == "completed" and status["frames_done"] == 3000, status
+    frames = sorted(walk_dir.glob("frame_*.png"))
+    assert [p.name for p in frames] == [f"frame_{i:05d}.png" for i in range(3000)]
+    assert not list(walk_dir.glob(".frame_*.tmp"))
+    # Frames made before the crash were kept as they were, not rendered again.
+    assert all(_digest(walk_dir / name) == digest for name, digest in before.items())
+    # Frames made after the restart are the walk's frames: compare a few with a local render.
+    check = {0, len(before) - 1, len(before), 2222, 2999}
+    local = ModelRunner(model_path, device="cpu").render_walk(
+        [Waypoint(k["frame"], seed=k["seed"]) for k in keys], 0, 2999, "slerp", "linear", False, 1.0,
+        skip_frames=set(range(3000)) - check)
+    for frame, image in local:
+        served = np.asarray(Image.open(walk_dir / f"frame_{frame:05d}.png").convert("RGB")).astype(int)
+        assert np.abs(served - image.astype(int)).max() <= 1, frame
+

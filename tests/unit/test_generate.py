@@ -115,6 +115,23 @@ def test_walk_in_w_space_and_loop(runner):
     assert np.abs(frames[3].astype(int) - frames[0].astype(int)).max() > 0
 
 
+@pytest.mark.parametrize("interp", ["slerp", "lerp"])
+def test_walk_skip_frames_renders_only_the_rest_identically(runner, interp):
+    keys = [Waypoint(0, seed=1), Waypoint(6, seed=2), Waypoint(11, seed=3)]
+    full = dict(runner.render_walk(keys, 0, 11, interp, "smooth", True, 0.7, batch_size=4))
+    skip = {0, 1, 2, 5, 9}
+    calls = []
+    original = runner._synthesize_z if interp == "slerp" else runner._synthesize_w
+    spy = lambda vecs, *a: calls.append(len(vecs)) or original(vecs, *a)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner, "_synthesize_z" if interp == "slerp" else "_synthesize_w", spy)
+        rest = list(runner.render_walk(keys, 0, 11, interp, "smooth", True, 0.7, batch_size=4, skip_frames=skip))
+    assert [f for f, _ in rest] == [f for f in range(12) if f not in skip]
+    assert sum(calls) == 12 - len(skip)  # skipped frames are never synthesized
+    for frame, image in rest:  # other batch groupings: equal up to uint8 rounding
+        assert np.abs(image.astype(int) - full[frame].astype(int)).max() <= 1, frame
+
+
 def test_walk_validates_before_rendering(runner):
     keys = parse_keys("0:seed=1,10:seed=2")
     with pytest.raises(LatentError, match="easing"):
