@@ -28,18 +28,10 @@ from gan_core.training import TrainingConfig, _Run  # noqa: E402
 
 
 def _dataset(path: Path, res: int, count: int = 64) -> Path:
-    import io
-    import zipfile
+    from gan_core.dataset_writer import write_images
 
-    from PIL import Image
     rng = np.random.RandomState(0)
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(count):
-            buf = io.BytesIO()
-            Image.fromarray(rng.randint(0, 256, (res, res, 3)).astype(np.uint8)).save(buf, format="PNG")
-            zf.writestr(f"00000/img{i:08d}.png", buf.getvalue())
-        zf.writestr("dataset.json", json.dumps({"labels": None}))
-    return path
+    return write_images(path, [rng.randint(0, 256, (res, res, 3)) for _ in range(count)])
 
 
 def measure(res: int, preset: str, batch: int, aug: str, aug_p: float, device: str, steps: int, warmup: int) -> dict:

@@ -3,9 +3,12 @@ plus dataset.json with the labels (or null)."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 IMAGES_PER_FOLDER = 1000
 
@@ -47,3 +50,19 @@ class StyleGANZipWriter:
 
     def abort(self) -> None:
         self._zip.close()
+
+
+def write_images(path: Path, images, labels=None) -> Path:
+    """Write uint8 [H, W, C] arrays as a dataset zip (for tests, benchmarks and tools that
+    already hold pixels; artists' files go through build_dataset). `labels`: one class
+    index per image, or None."""
+    from PIL import Image
+
+    writer = StyleGANZipWriter(path)
+    labels = list(labels) if labels is not None else None
+    for i, img in enumerate(images):
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(img, dtype=np.uint8)).save(buf, format="PNG")
+        writer.add(buf.getvalue(), None if labels is None else labels[i])
+    writer.close(None if labels is None else [str(c) for c in range(max(labels) + 1)])
+    return Path(path)

@@ -3,7 +3,6 @@ devices. Skipped automatically without a GPU (see tests/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,19 +13,10 @@ pytestmark = pytest.mark.gpu
 
 
 def _zip(tmp_path, res=32, n=16):
-    import io
-    import zipfile
+    from gan_core.dataset_writer import write_images
 
-    from PIL import Image
     rng = np.random.RandomState(0)
-    path = tmp_path / "d.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(n):
-            buf = io.BytesIO()
-            Image.fromarray(rng.randint(0, 256, (res, res, 3)).astype(np.uint8)).save(buf, format="PNG")
-            zf.writestr(f"00000/img{i:08d}.png", buf.getvalue())
-        zf.writestr("dataset.json", json.dumps({"labels": None}))
-    return path
+    return write_images(tmp_path / "d.zip", [rng.randint(0, 256, (res, res, 3)) for _ in range(n)])
 
 
 def test_augment_pipe_on_cuda_keeps_identity_and_gradients():

@@ -3,13 +3,11 @@ networks), plus checks of the helpers themselves."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from gan_core.dataset_writer import write_images
 
 # Networks far smaller than the "tiny" preset (16-32 channels) so that a few hundred training
 # steps fit in a CPU test budget; the architecture is the full StyleGAN2 one.
@@ -21,17 +19,7 @@ MICRO_NETWORKS = {
 
 def write_dataset_zip(path: Path, images: list[np.ndarray], labels=None) -> Path:
     """StyleGAN2-ADA layout: 00000/img00000000.png ... plus dataset.json."""
-    names = []
-    with zipfile.ZipFile(path, "w") as zf:
-        for i, img in enumerate(images):
-            name = f"{i // 1000:05d}/img{i:08d}.png"
-            buf = io.BytesIO()
-            Image.fromarray(img).save(buf, format="PNG")
-            zf.writestr(name, buf.getvalue())
-            names.append(name)
-        meta = {"labels": None if labels is None else [[n, int(l)] for n, l in zip(names, labels)]}
-        zf.writestr("dataset.json", json.dumps(meta))
-    return path
+    return write_images(path, images, labels)
 
 
 def black_square_on_white(res: int = 32) -> np.ndarray:
