@@ -152,7 +152,6 @@ class AugmentPipe(nn.Module):
         if images.ndim != 4:
             raise AugmentError(f"expected images [N, C, H, W], got shape {tuple(images.shape)}")
         n, c, h, w = images.shape
-        device = images.device
         if any(self._prob(k) > 0 for k in _GEOMETRIC):
             images = self._geometric(images)
         if any(self._prob(k) > 0 for k in _COLOUR):
