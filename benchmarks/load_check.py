@@ -29,6 +29,16 @@ from tests.e2e.conftest import start_server, stop_server  # noqa: E402  (the sam
 from tests.e2e.jobs_support import create_job, prepared_dataset, wait_job  # noqa: E402
 
 
+def _run_clients(threads: list[threading.Thread]) -> float:
+    """Start every client thread, wait for all; the wall time in seconds."""
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -62,13 +72,7 @@ def poll_latency(server, job_id: int, clients: int, polls: int, time_cap: float)
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = _run_clients([threading.Thread(target=client) for _ in range(clients)])
     return {
         "clients": clients, "requests": len(latencies), "errors": errors[0], "wall_s": round(wall, 2),
         "p50_ms": round(_percentile(latencies, 50) * 1000, 1), "p99_ms": round(_percentile(latencies, 99) * 1000, 1),
@@ -100,13 +104,7 @@ def generate_rate(server, job_id: int, clients: int, seconds: float, cap: int) -
                 else:
                     errors[0] += 1
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
+    wall = _run_clients([threading.Thread(target=client, args=(i,)) for i in range(clients)])
     return {"clients": clients, "images": done[0], "errors": errors[0], "wall_s": round(wall, 2),
             "requests_per_s": round(done[0] / wall, 2)}
 
