@@ -35,7 +35,7 @@ def make_images(folder: Path, count: int, width: int, height: int) -> None:
 
 
 def run_one(src: str, out: str, workers: int, resolution: int) -> dict:
-    from gan_core.dataset import build_dataset
+    from gan_core.data import build_dataset
 
     t0 = time.perf_counter()
     report = build_dataset(src, out, resolution=resolution, workers=workers)

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from gan_core.networks import Generator
+from gan_core.nn.networks import Generator
 
 CONFIGS = {
     "tiny32": dict(z_dim=64, w_dim=64, img_resolution=32, mapping_kwargs={"num_layers": 2},

@@ -24,11 +24,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gan_core.training import TrainingConfig, _Run  # noqa: E402
+from gan_core.train.loop import TrainingConfig, _Run  # noqa: E402
 
 
 def _dataset(path: Path, res: int, count: int = 64) -> Path:
-    from gan_core.dataset_writer import write_images
+    from gan_core.data.writer import write_images
 
     rng = np.random.RandomState(0)
     return write_images(path, [rng.randint(0, 256, (res, res, 3)) for _ in range(count)])

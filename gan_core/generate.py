@@ -16,12 +16,11 @@ from typing import Container, Iterator, Sequence
 import numpy as np
 import torch
 
-from .device import resolve_device
-from .latent import Waypoint, parse_seeds, seeds_to_z, walk_latents
+from gan_core import rules
+from gan_core.device import resolve_device
+from gan_core.latent import Waypoint, parse_seeds, seeds_to_z, walk_latents
 
-PSI_MIN, PSI_MAX = -2.0, 2.0  # beyond this truncation only extrapolates into garbage
-NOISE_MODES = ("const", "random", "none")
-MAX_BATCH = 256
+MAX_BATCH = rules.MAX_GENERATE_BATCH
 
 
 class GenerateError(ValueError):
@@ -29,18 +28,17 @@ class GenerateError(ValueError):
 
 
 def validate_psi(psi) -> float:
-    if isinstance(psi, bool) or not isinstance(psi, (int, float, np.floating)) or not math.isfinite(psi):
-        raise GenerateError(f"truncation psi must be a number, got {psi!r}")
-    if not PSI_MIN <= psi <= PSI_MAX:
-        raise GenerateError(f"truncation psi {psi} is out of range: use {PSI_MIN} to {PSI_MAX} "
-                            "(1 = no truncation, 0.7 = typical, 0 = the average image)")
-    return float(psi)
+    try:
+        return rules.check_psi(psi)
+    except rules.RuleError as exc:
+        raise GenerateError(str(exc)) from None
 
 
 def validate_noise_mode(noise_mode) -> str:
-    if noise_mode not in NOISE_MODES:
-        raise GenerateError(f"noise mode {noise_mode!r} is unknown: use one of {', '.join(NOISE_MODES)}")
-    return noise_mode
+    try:
+        return rules.check_noise_mode(noise_mode)
+    except rules.RuleError as exc:
+        raise GenerateError(str(exc)) from None
 
 
 def _validate_batch(batch_size) -> int:
@@ -89,7 +87,7 @@ class ModelRunner:
     """One generator on one device, loaded once, answering generate / walk requests."""
 
     def __init__(self, path_or_networks, device="auto"):
-        from .checkpoint import load_network
+        from gan_core.models.checkpoint import load_network
 
         self.device = resolve_device(device)
         if isinstance(path_or_networks, (str, Path)):

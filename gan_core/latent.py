@@ -14,8 +14,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-MAX_SEED = 2 ** 32 - 1  # RandomState accepts seeds in [0, 2**32 - 1]
-MAX_SEEDS_PER_REQUEST = 10000  # guards against "0-4000000000" filling memory
+from gan_core.rules import EASINGS as EASING_NAMES, INTERPOLATIONS as INTERPOLATION_NAMES, MAX_SEED, MAX_SEEDS_PER_LIST
 
 
 class LatentError(ValueError):
@@ -47,7 +46,7 @@ def validate_seed(seed) -> int:
     return seed
 
 
-def parse_seeds(spec, max_count: int = MAX_SEEDS_PER_REQUEST) -> list[int]:
+def parse_seeds(spec, max_count: int = MAX_SEEDS_PER_LIST) -> list[int]:
     """"0-9,12" -> [0, ..., 9, 12]. Also accepts an int or a list of ints. Order is kept."""
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         return [validate_seed(spec)]
@@ -153,6 +152,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t, eps: float = 1e-7) -> np.ndarray:
 
 
 INTERPOLATIONS: dict[str, Callable] = {"slerp": slerp, "lerp": lerp}
+assert tuple(INTERPOLATIONS) == INTERPOLATION_NAMES  # the rulebook lists the names
 
 
 def _smooth(t):
@@ -176,6 +176,7 @@ EASINGS: dict[str, Callable[[float], float]] = {
     "ease-in-out": _ease_in_out,
     "sine": lambda t: 0.5 - 0.5 * math.cos(math.pi * t),
 }
+assert tuple(EASINGS) == EASING_NAMES
 
 
 def get_easing(name: str) -> Callable[[float], float]:

@@ -2,7 +2,7 @@
 
 import sys
 
-from gan_core.cli import main
+from server.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["serve", *sys.argv[1:]]))

@@ -1,4 +1,4 @@
-"""`create_app(config)`: the Flask application factory (no serving here; see gan_core.commands.serve)."""
+"""`create_app(config)`: the Flask application factory (no serving here; see server.cli.serve)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from gan_core.imagegeom import CROP_MODES  # the builder's own list, so the two never disagree
+from gan_core.data.geometry import CROP_MODES  # the builder's own list, so the two never disagree
 
 from ..errors import ApiError
 
@@ -45,7 +45,7 @@ class PrepareParams:
             inflate = [inflate]
         if not isinstance(inflate, list) or not all(isinstance(i, str) and i for i in inflate):
             raise ApiError(422, "invalid_params", "inflate must be a list of inflation names")
-        from gan_core.dataset_build import parse_inflate  # the builder's own names and aliases
+        from gan_core.data.build import parse_inflate  # the builder's own names and aliases
 
         try:
             values["inflate"] = tuple(parse_inflate(inflate))

@@ -1,4 +1,4 @@
-"""Background dataset preparation: gan_core.dataset.build_dataset in its own (spawned) process.
+"""Background dataset preparation: gan_core.data.build_dataset in its own (spawned) process.
 
 A separate process keeps a slow or crashing build away from the API; the child writes its
 progress and outcome straight into SQLite, and a watcher thread in the server reaps it and
@@ -70,7 +70,7 @@ def _summary(report) -> dict:
 
 def run_preparation(db_path: str, dataset_id: str, folder: str, params: dict, limits: dict) -> None:
     """Child-process entry point: extract the upload, build the dataset, record the outcome."""
-    from gan_core.dataset import DatasetError, build_dataset  # imported here: only the child needs it
+    from gan_core.data import DatasetError, build_dataset  # imported here: only the child needs it
 
     db = Database(db_path)
     folder_path = Path(folder)

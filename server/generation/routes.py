@@ -150,7 +150,7 @@ def _waypoints(raw, z_dim: int) -> list[dict]:
 
 @bp.post("/walks")
 def create_walk():
-    from gan_core.checkpoint import read_network_config
+    from gan_core.models.checkpoint import read_network_config
     from gan_core.latent import EASINGS
 
     state = current_state()

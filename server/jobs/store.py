@@ -272,7 +272,7 @@ def list_job_models(state) -> list[dict]:
 
 def _snapshot_resolution(network: Path, job: dict):
     try:
-        from gan_core.checkpoint import read_network_config
+        from gan_core.models.checkpoint import read_network_config
 
         return int(read_network_config(network)["resolution"])
     except Exception:
@@ -298,7 +298,7 @@ def run_dir_for(data_dir: str | os.PathLike, job_id: int) -> Path:
 
 def job_snapshots(run_dir: str | os.PathLike) -> list[dict]:
     """The run's completed snapshots as [{step, kimg, network, grid}] with absolute paths."""
-    from gan_core.training import list_snapshots  # lazy: torch is heavy to import
+    from gan_core.train.loop import list_snapshots  # lazy: torch is heavy to import
 
     base = Path(run_dir)
     if not base.exists():

@@ -1,7 +1,7 @@
 """Entry point of a training worker process (one per job, started with 'spawn').
 
 The worker knows the job id, its attempt number and the SQLite file; it calls
-`gan_core.training.train` with two callbacks: `on_progress` persists progress (throttled)
+`gan_core.train.loop.train` with two callbacks: `on_progress` persists progress (throttled)
 and `should_stop` answers from a flag that a watcher thread sets when the job is being
 cancelled, when the server process has died, or when this attempt was superseded.
 The exit code tells the scheduler how it ended; a message for the user goes to the row.
@@ -169,7 +169,7 @@ def _run(payload: dict) -> int:
     watcher.start()
     progress = _Progress(db_file, job_id, attempt)
     try:
-        from gan_core.training import TrainingConfig, train
+        from gan_core.train.loop import TrainingConfig, train
 
         config = TrainingConfig(**payload["config"])
         summary = train(config, on_progress=progress, should_stop=watcher.stop.is_set) or {}

@@ -1,7 +1,7 @@
 """HTTP routes for base models: GET /models, GET /models/{id}/thumbnail, POST /models/rescan.
 
 Three sources: "scratch" (train from nothing), checkpoints and imported pickles in
-data_dir/models (gan_core.model_library), and snapshots of finished jobs (jobs store).
+data_dir/models (gan_core.models.library), and snapshots of finished jobs (jobs store).
 GET lists without importing (fast; new pickles appear under "pending"); POST /models/rescan
 imports them, and so does a background scan when the server starts.
 """
@@ -28,7 +28,7 @@ PRIVATE_FIELDS = ("thumbnail_path", "thumbnail", "path")
 
 def scan_library(state: ServerState, import_pickles: bool) -> dict:
     """data_dir/models as {"models", "refused", "pending"}; entries carry `thumbnail_path`."""
-    from gan_core.model_library import scan_model_library
+    from gan_core.models.library import scan_model_library
 
     result = scan_model_library(state.config.models_dir, import_pickles=import_pickles)
     models = [{**m, "thumbnail_path": m.get("thumbnail")} for m in result.get("models", [])]

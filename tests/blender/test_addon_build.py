@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from gan_core.commands.addon import build_addon
+from server.addon_build import build_addon
 
 from .harness import run_blender
 
@@ -26,7 +26,7 @@ def test_build_produces_a_valid_zip(addon_zip):
 
 def test_cli_build_prints_zip_path(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "gan_core.cli", "addon", "build", "-o", str(tmp_path)],
+        [sys.executable, "-m", "server.cli", "addon", "build", "-o", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_core.commands.addon import build_addon
+from server.addon_build import build_addon
 
 from .harness import run_blender
 

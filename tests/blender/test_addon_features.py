@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from gan_core.commands.addon import build_addon
+from server.addon_build import build_addon
 
 from .harness import run_blender
 

@@ -203,7 +203,7 @@ def os_system_snapshot(command: str):
     return {"G_ema": Reduce(FakeGlobal("os", "system"), command)}
 
 
-# --- tiny networks for the tests (need gan_core.networks) ---------------------------
+# --- tiny networks for the tests (need gan_core.nn.networks) ---------------------------
 
 
 def fixture_config() -> dict:
@@ -231,7 +231,7 @@ def random_state(network: torch.nn.Module, seed: int) -> dict:
 
 def synthetic_snapshot(res=16, c_dim=0, layers=2, num_fp16_res=0, with_D=True, augment_p=0.1, module_src=None):
     """(snapshot data, G_ema state, G state, D state or None) for a tiny random network."""
-    from gan_core.networks import build_discriminator, build_generator
+    from gan_core.nn.networks import build_discriminator, build_generator
 
     G_kwargs = tiny_G_kwargs(res, c_dim, layers, num_fp16_res)
     G_net = build_generator(G_kwargs)

@@ -68,7 +68,7 @@ def start_server(data_dir: Path, *, env: dict | None = None, addon_build: bool =
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = options.pop("port", None) or free_port()
-    args = [sys.executable, "-m", "gan_core.cli", "serve", "--data-dir", str(data_dir), "--port", str(port), "--device", options.pop("device", "cpu")]
+    args = [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(data_dir), "--port", str(port), "--device", options.pop("device", "cpu")]
     if not addon_build:
         args.append("--no-addon-build")
     args += option_flags(options)

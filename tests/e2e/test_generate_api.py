@@ -18,8 +18,8 @@ import requests
 import torch
 from PIL import Image
 
-from gan_core.checkpoint import save_network
-from gan_core.networks import build_generator, preset_kwargs
+from gan_core.models.checkpoint import save_network
+from gan_core.nn.networks import build_generator, preset_kwargs
 from server.generation.model_cache import ModelCache
 
 from .jobs_support import api_get, api_post

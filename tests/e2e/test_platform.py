@@ -12,7 +12,7 @@ import pytest
 import requests
 from flask import Flask
 
-from gan_core.commands.serve import is_loopback
+from server.cli.serve import is_loopback
 from server.config import ServerConfig
 from server.errors import ApiError, register_error_handlers
 from server.openapi import build_openapi, rule_to_openapi_path
@@ -187,7 +187,7 @@ def test_restart_keeps_the_token_and_recovers_interrupted_dataset_work(server_fa
 def serve_cli(*args, env=None, timeout=60):
     full_env = {k: v for k, v in os.environ.items() if k != "LATENT_STUDIO_TOKEN"}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "gan_core.cli", "serve", *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run([sys.executable, "-m", "server.cli", "serve", *args], capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "example.com"])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_core.training import list_snapshots
+from gan_core.train.loop import list_snapshots
 
 from .jobs_support import api_get, api_post, create_job, prepared_dataset, wait_job
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.networks import build_discriminator, build_generator
+from gan_core.nn.networks import build_discriminator, build_generator
 
 pytestmark = pytest.mark.gpu
 

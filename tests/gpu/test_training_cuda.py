@@ -13,14 +13,14 @@ pytestmark = pytest.mark.gpu
 
 
 def _zip(tmp_path, res=32, n=16):
-    from gan_core.dataset_writer import write_images
+    from gan_core.data.writer import write_images
 
     rng = np.random.RandomState(0)
     return write_images(tmp_path / "d.zip", [rng.randint(0, 256, (res, res, 3)) for _ in range(n)])
 
 
 def test_augment_pipe_on_cuda_keeps_identity_and_gradients():
-    from gan_core.augment import AugmentPipe
+    from gan_core.train.augment import AugmentPipe
     x = torch.rand([8, 3, 32, 32], device="cuda") * 2 - 1
     pipe = AugmentPipe.from_preset("bgc", p=0.0).cuda()
     assert torch.equal(pipe(x), x)
@@ -32,8 +32,8 @@ def test_augment_pipe_on_cuda_keeps_identity_and_gradients():
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_training_steps_on_cuda_with_fp16_layers(tmp_path, channels_last):
-    from gan_core.checkpoint import load_training_state
-    from gan_core.training import TrainingConfig, train
+    from gan_core.models.checkpoint import load_training_state
+    from gan_core.train.loop import TrainingConfig, train
     data = _zip(tmp_path)
     run_dir = tmp_path / "run"
     events = []
@@ -53,7 +53,7 @@ def test_training_steps_on_cuda_with_fp16_layers(tmp_path, channels_last):
 
 
 def test_cuda_snapshot_resumes_on_cpu(tmp_path):
-    from gan_core.training import TrainingConfig, train
+    from gan_core.train.loop import TrainingConfig, train
     data = _zip(tmp_path, res=16)
     run_dir = tmp_path / "run"
     small = {"G": {"z_dim": 16, "w_dim": 16, "synthesis_kwargs": {"channel_base": 256, "channel_max": 32}},

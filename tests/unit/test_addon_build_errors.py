@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from gan_core.commands import addon
+from server import addon_build as addon
 
 
 def test_missing_bpy_says_what_to_install(monkeypatch, tmp_path):

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_core.ada import AdaController
-from gan_core.augment import AUGMENT_PRESETS, AugmentError, AugmentPipe
+from gan_core.train.ada import AdaController
+from gan_core.train.augment import AUGMENT_PRESETS, AugmentError, AugmentPipe
 
 
 def _images(n=8, c=3, res=16, seed=0):

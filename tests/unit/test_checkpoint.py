@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gan_core.checkpoint import (
+from gan_core.models.checkpoint import (
     CheckpointError,
     load_network,
     load_training_state,
@@ -18,7 +18,7 @@ from gan_core.checkpoint import (
     save_training_state,
     sidecar_path,
 )
-from gan_core.networks import Discriminator, Generator
+from gan_core.nn.networks import Discriminator, Generator
 
 
 def _nets(channel_max=16, seed=0):

@@ -6,13 +6,13 @@ import sys
 import pytest
 
 from gan_core import __version__
-from gan_core.cli import build_parser, main
+from server.cli import build_parser, main
 
 REQUIRED = ["serve", "dataset", "train", "generate", "walk", "import-pkl", "addon"]
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "gan_core.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "server.cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_every_required_subcommand_is_registered():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_core.dataset import DatasetBuildCancelled, DatasetError, build_dataset
+from gan_core.data import DatasetBuildCancelled, DatasetError, build_dataset
 
 from .test_dataset_imageprep import huge_bmp_header, huge_png_header
 
@@ -356,7 +356,7 @@ def test_should_stop_leaves_nothing(tmp_path, workers):
 
 
 def test_daemon_process_uses_threads(tmp_path, monkeypatch):
-    import gan_core.dataset_build as builder
+    import gan_core.data.build as builder
 
     monkeypatch.setattr(builder, "can_spawn_children", lambda: False)
     src = _tiny_folder(tmp_path / "src", n=3)

@@ -12,7 +12,7 @@ from PIL import Image
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "gan_core.cli", "dataset", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "server.cli", "dataset", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_build_then_info(tmp_path):
@@ -52,7 +52,7 @@ def test_user_errors_are_one_line(tmp_path):
 
 
 def test_build_options_reach_the_builder(tmp_path, capsys):
-    from gan_core.cli import main
+    from server.cli import main
 
     src = tmp_path / "src"
     src.mkdir()

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_core import imagegeom, imageprep
-from gan_core.dataset_dedup import DuplicateIndex
-from gan_core.dataset_errors import DatasetError, RejectedImage
-from gan_core.dataset_writer import archive_name
+from gan_core.data import geometry as imagegeom
+from gan_core.data import decode as imageprep
+from gan_core.data.dedup import DuplicateIndex
+from gan_core.data.errors import DatasetError, RejectedImage
+from gan_core.data.writer import archive_name
 
 BLACK = (0, 0, 0)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gan_core.ordered_pool import ordered_map
+from gan_core.data.pool import ordered_map
 
 
 def counting(n, consumed, closed):

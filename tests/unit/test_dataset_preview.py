@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gan_core.contact_sheet import ThumbnailReservoir, contact_sheet
+from gan_core.data.preview import ThumbnailReservoir, contact_sheet
 
 
 def thumbs_for(seed: int, n: int) -> list[int]:

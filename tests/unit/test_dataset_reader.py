@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_core.dataset import DatasetError, ZipDataset, build_dataset, dataset_info
+from gan_core.data import DatasetError, ZipDataset, build_dataset, dataset_info
 
 
 def png(arr: np.ndarray) -> bytes:

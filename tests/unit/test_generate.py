@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_core.checkpoint import save_network
-from gan_core.cli import main
+from gan_core.models.checkpoint import save_network
+from server.cli import main
 from gan_core.generate import GenerateError, ModelRunner, encode_png, image_grid
 from gan_core.latent import LatentError, Waypoint, parse_keys
-from gan_core.networks import build_generator
+from gan_core.nn.networks import build_generator
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "sg2ada_tiny32"
 
@@ -199,7 +199,7 @@ def test_cli_damaged_or_wrong_checkpoint(model_path, tmp_path, capsys):
 
 
 def test_conditional_model_needs_a_valid_class():
-    from gan_core.networks import Generator
+    from gan_core.nn.networks import Generator
 
     torch.manual_seed(0)
     G = Generator(8, 3, 8, 8, 3, mapping_kwargs={"num_layers": 1},

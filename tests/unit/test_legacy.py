@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.legacy import load_sg2ada_pickle
-from gan_core.safe_unpickle import read_snapshot
+from gan_core.models.pickle_import import load_sg2ada_pickle
+from gan_core.models.safe_unpickle import read_snapshot
 
 
 
@@ -161,7 +161,7 @@ def test_module_source_is_never_executed(tmp_path):
 
 
 def test_stylegan3_repository_stylegan2_kwargs_are_folded_into_synthesis(tmp_path):
-    from gan_core.networks import build_generator
+    from gan_core.nn.networks import build_generator
 
     state = W.random_state(build_generator(W.tiny_G_kwargs(res=8)), 5)
     # The stylegan3 repository's --cfg=stylegan2 generator: synthesis options at top level.
@@ -175,8 +175,8 @@ def test_stylegan3_repository_stylegan2_kwargs_are_folded_into_synthesis(tmp_pat
 
 
 def test_option_given_twice_with_different_values_is_refused(tmp_path):
-    from gan_core.legacy import LegacyPickleError
-    from gan_core.networks import build_generator
+    from gan_core.models.pickle_import import LegacyPickleError
+    from gan_core.nn.networks import build_generator
 
     kwargs = W.tiny_G_kwargs(res=8)
     state = W.random_state(build_generator(kwargs), 6)

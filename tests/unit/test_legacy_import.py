@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_core.checkpoint import load_network, read_network_config
-from gan_core.cli import main
-from gan_core.commands.import_pkl import default_models_dir
-from gan_core.legacy import LICENCE_NOTE, import_pickle
+from gan_core.models.checkpoint import load_network, read_network_config
+from server.cli import main
+from server.cli.import_pkl import default_models_dir
+from gan_core.models.pickle_import import LICENCE_NOTE, import_pickle
 
 from .test_legacy import PKL, W
 
@@ -131,9 +131,9 @@ def test_default_models_dir_follows_the_server_data_dir(monkeypatch, tmp_path):
 
 
 def test_large_networks_get_downscaled_thumbnail_tiles(tmp_path, monkeypatch):
-    import gan_core.legacy
+    import gan_core.models.pickle_import
 
-    monkeypatch.setattr(gan_core.legacy, "THUMB_TILE_MAX", 8)  # stands in for 256 px with a 16 px net
+    monkeypatch.setattr(gan_core.models.pickle_import, "THUMB_TILE_MAX", 8)  # stands in for 256 px with a 16 px net
     data, _, _, _ = W.synthetic_snapshot(res=16, with_D=False)
     target = import_pickle(W.dump(data, tmp_path / "big.pkl"), tmp_path / "models")
     assert Image.open(target.with_name("big.thumb.png")).size == (16, 16)
@@ -142,7 +142,7 @@ def test_large_networks_get_downscaled_thumbnail_tiles(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name,stem", [("../../etc/x y", "etc-x-y"), ("FFHQ 256 (mine)", "FFHQ-256-mine"),
                                        ("???", "model"), ("a" * 200, "a" * 80)])
 def test_model_names_become_safe_file_stems(name, stem):
-    from gan_core.legacy import model_stem
+    from gan_core.models.pickle_import import model_stem
 
     assert model_stem(name) == stem
 

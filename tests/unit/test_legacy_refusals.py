@@ -9,8 +9,8 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from gan_core.legacy import LegacyPickleError, load_sg2ada_pickle
-from gan_core.safe_unpickle import ALLOWED_GLOBALS
+from gan_core.models.pickle_import import LegacyPickleError, load_sg2ada_pickle
+from gan_core.models.safe_unpickle import ALLOWED_GLOBALS
 
 from .test_legacy import PKL, W
 
@@ -29,7 +29,7 @@ def test_error_type_is_a_value_error():
 
 
 def test_fixture_references_only_allow_listed_globals():
-    from gan_core.safe_unpickle import RestrictedUnpickler
+    from gan_core.models.safe_unpickle import RestrictedUnpickler
 
     requested = set()
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_core.loss import StyleGAN2Loss
-from gan_core.networks import Discriminator, Generator
+from gan_core.train.loss import StyleGAN2Loss
+from gan_core.nn.networks import Discriminator, Generator
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.metrics import (
+from gan_core.train.metrics import (
     MetricError,
     MetricUnavailableError,
     SlicedWassersteinDistance,

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-import gan_core.legacy
-from gan_core.checkpoint import save_network
-from gan_core.legacy import import_pickle
-from gan_core.model_library import scan_model_library
-from gan_core.networks import build_generator
+import gan_core.models.pickle_import
+from gan_core.models.checkpoint import save_network
+from gan_core.models.pickle_import import import_pickle
+from gan_core.models.library import scan_model_library
+from gan_core.nn.networks import build_generator
 
 from .test_legacy import W
 
@@ -25,7 +25,7 @@ def forbid_imports(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the scan re-imported a pickle it had already handled")
 
-    monkeypatch.setattr(gan_core.legacy, "import_pickle", fail)
+    monkeypatch.setattr(gan_core.models.pickle_import, "import_pickle", fail)
 
 
 def test_missing_or_empty_folder(tmp_path):
@@ -137,7 +137,7 @@ def test_empty_and_stub_pickles_are_refused_not_raised(tmp_path, content):
 
 
 def test_listing_does_not_wait_for_a_running_import(tmp_path):
-    from gan_core.model_library import _lock_for
+    from gan_core.models.library import _lock_for
 
     small_pickle(tmp_path / "big.pkl")
     results = []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.networks import (
+from gan_core.nn.networks import (
     Discriminator,
     Generator,
     NetworkConfigError,
@@ -236,7 +236,7 @@ def test_presets():
 def test_mixed_precision_path_runs_and_stays_close(monkeypatch, config, expected):
     """fp16 blocks only run on CUDA; stand in for the absent GPU by allowing fp16 on the CPU,
     so the reduced-precision code path (pre-normalisation, casts, clamps) is exercised."""
-    import gan_core.networks as networks
+    import gan_core.nn.networks as networks
 
     monkeypatch.setattr(networks, "_compute_dtype",
                         lambda use_fp16, force_fp32, device: torch.float16 if use_fp16 and not force_fp32
@@ -281,7 +281,7 @@ def _naive_upfirdn(x, f, up, down, pads, gain):
                                           (1, 2, (1, 1, 1, 1)), (1, 1, (2, 2, 2, 2)), (1, 1, (-1, 2, 0, 1)),
                                           (2, 2, (1, 1, 1, 1)), (4, 1, (2, 1, 2, 1))])
 def test_upfirdn2d_fast_paths_equal_textbook(up, down, pads):
-    from gan_core.layers import setup_filter, upfirdn2d
+    from gan_core.nn.layers import setup_filter, upfirdn2d
 
     torch.manual_seed(0)
     x = torch.randn([2, 3, 6, 6])
@@ -293,7 +293,7 @@ def test_upfirdn2d_fast_paths_equal_textbook(up, down, pads):
 
 
 def test_one_by_one_resampling_convs_commute_with_filter():
-    from gan_core.layers import conv2d_resample, downsample2d, setup_filter, upsample2d
+    from gan_core.nn.layers import conv2d_resample, downsample2d, setup_filter, upsample2d
 
     torch.manual_seed(0)
     x, w = torch.randn([2, 4, 8, 8]), torch.randn([5, 4, 1, 1])

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.checkpoint import load_network, load_training_state, save_network
-from gan_core.networks import Discriminator, Generator
-from gan_core.training import TrainingConfig, TrainingConfigError, latest_snapshot, list_snapshots, train
+from gan_core.models.checkpoint import load_network, load_training_state, save_network
+from gan_core.nn.networks import Discriminator, Generator
+from gan_core.train.loop import TrainingConfig, TrainingConfigError, latest_snapshot, list_snapshots, train
 
 from .test_training_support import noise_images, write_dataset_zip
 
@@ -168,7 +168,7 @@ def test_run_directory_layout_and_events(tmp_path, data8):
     assert events[-1]["event"] == "done"
 
     # exported network carries the provenance the server and the add-on show
-    from gan_core.checkpoint import read_network_config
+    from gan_core.models.checkpoint import read_network_config
     cfg = read_network_config(snaps / "network-000005.safetensors")
     assert cfg["step"] == 5 and cfg["kimg"] == pytest.approx(0.02)
     assert cfg["meta"]["dataset"]["count"] == 12 and cfg["meta"]["training"]["batch"] == 4
@@ -290,7 +290,7 @@ def test_all_snapshots_damaged_starts_afresh(tmp_path, data8):
 _KILL_SCRIPT = """
 import sys, torch
 torch.set_num_threads(1)
-from gan_core.training import TrainingConfig, train
+from gan_core.train.loop import TrainingConfig, train
 cfg = TrainingConfig(**__import__("json").loads(sys.argv[1]))
 train(cfg)
 """
@@ -370,7 +370,7 @@ def test_generator_only_base_gets_a_fresh_discriminator(tmp_path, data8):
 # ------------------------------------------------------------------ CLI
 
 def test_cli_train_and_its_errors(tmp_path, data8, capsys):
-    from gan_core.cli import main
+    from server.cli import main
     out = tmp_path / "cli_run"
     assert main(["train", "--data", str(data8), "--out", str(out), "--steps", "0"]) == 1
     assert "steps must be" in capsys.readouterr().err
@@ -388,7 +388,7 @@ def test_cli_train_and_its_errors(tmp_path, data8, capsys):
 def test_cli_ctrl_c_stops_gracefully_with_a_final_snapshot(tmp_path, data8):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "gan_core.cli", "train", "--data", str(data8), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "train", "--data", str(data8), "--out", str(out),
                              "--steps", "100000", "--batch", "4", "--preset", "tiny", "--snapshot-every", "100000",
                              "--device", "cpu", "--report-every", "1", "--no-progress-bar"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from gan_core.checkpoint import load_training_state
-from gan_core.distributed import DistInfo, env_dist_info
-from gan_core.training import list_snapshots
+from gan_core.models.checkpoint import load_training_state
+from gan_core.train.distributed import DistInfo, env_dist_info
+from gan_core.train.loop import list_snapshots
 
 from .test_training import _config
 from .test_training_support import noise_images, write_dataset_zip
@@ -22,8 +22,8 @@ from .test_training_support import noise_images, write_dataset_zip
 _WORKER = """
 import hashlib, json, sys, torch
 torch.set_num_threads(1)
-from gan_core import training
-from gan_core.training import TrainingConfig, train
+from gan_core.train import loop as training
+from gan_core.train.loop import TrainingConfig, train
 cfg = TrainingConfig(**json.loads(sys.argv[1]))
 # Record a digest of this rank's final G parameters so the test can compare ranks (buffers such
 # as w_avg track each rank's own batches, as in the reference, so they are left out).
@@ -95,7 +95,7 @@ def test_backend_is_nccl_on_cuda_and_gloo_on_cpu(monkeypatch):
     import torch
     import torch.distributed as dist
 
-    from gan_core import distributed
+    from gan_core.train import distributed
     calls = []
     monkeypatch.setattr(dist, "is_initialized", lambda: False)
     monkeypatch.setattr(dist, "init_process_group", lambda **kw: calls.append(kw))

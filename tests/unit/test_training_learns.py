@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from gan_core.checkpoint import load_network
-from gan_core.loss import StyleGAN2Loss
-from gan_core.training import TrainingConfig, train
+from gan_core.models.checkpoint import load_network
+from gan_core.train.loss import StyleGAN2Loss
+from gan_core.train.loop import TrainingConfig, train
 
 from .test_training_support import MICRO_NETWORKS, black_square_on_white, colour_pattern, random_discs, write_dataset_zip
 

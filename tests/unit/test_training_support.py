@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_core.dataset_writer import write_images
+from gan_core.data.writer import write_images
 
 # Networks far smaller than the "tiny" preset (16-32 channels) so that a few hundred training
 # steps fit in a CPU test budget; the architecture is the full StyleGAN2 one.
@@ -58,7 +58,7 @@ def noise_images(n: int, res: int = 32, seed: int = 0) -> list[np.ndarray]:
 
 
 def test_written_zip_is_read_by_zip_dataset(tmp_path):
-    from gan_core.dataset import ZipDataset
+    from gan_core.data import ZipDataset
     path = write_dataset_zip(tmp_path / "d.zip", [black_square_on_white(), colour_pattern()])
     ds = ZipDataset(path)
     assert len(ds) == 2 and ds.resolution == 32 and ds.num_channels == 3

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_core.checkpoint import load_network
+from gan_core.models.checkpoint import load_network
 from gan_core.generate import ModelRunner, image_grid
-from gan_core.legacy import import_pickle
-from gan_core.training import TrainingConfig, train
+from gan_core.models.pickle_import import import_pickle
+from gan_core.train.loop import TrainingConfig, train
 
 from .test_training_support import write_dataset_zip
 

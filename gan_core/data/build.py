@@ -13,19 +13,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import dataset_sources
-from .contact_sheet import ThumbnailReservoir, contact_sheet
-from .dataset_dedup import DEFAULT_NEAR_DISTANCE, DuplicateIndex
-from .dataset_errors import DatasetBuildCancelled, DatasetError
-from .dataset_worker import Job, PrepOptions, close_cached_zips, init_worker, process, worker_count
-from .dataset_writer import StyleGANZipWriter, default_side_paths
-from .fileio import atomic_path, atomic_write_bytes, atomic_write_text
-from .imagegeom import CROP_MODES, INFLATION_ALIASES, INFLATIONS
-from .imageprep import DEFAULT_MAX_PIXELS, parse_colour
-from .ordered_pool import WorkerCrashed, can_spawn_children, ordered_map
+from gan_core.data import sources as dataset_sources
+from gan_core.data.preview import ThumbnailReservoir, contact_sheet
+from gan_core.data.dedup import DEFAULT_NEAR_DISTANCE, DuplicateIndex
+from gan_core.data.errors import DatasetBuildCancelled, DatasetError
+from gan_core.data.worker import Job, PrepOptions, close_cached_zips, init_worker, process, worker_count
+from gan_core.data.writer import StyleGANZipWriter, default_side_paths
+from gan_core.fileio import atomic_path, atomic_write_bytes, atomic_write_text
+from gan_core.rules import CROP_MODES, INFLATION_ALIASES, INFLATIONS, RuleError, check_choice, check_dataset_resolution
+from gan_core.data.decode import DEFAULT_MAX_PIXELS, parse_colour
+from gan_core.data.pool import WorkerCrashed, can_spawn_children, ordered_map
 
 REPORT_FORMAT = "latent-studio-dataset-report"
-MIN_RESOLUTION, MAX_RESOLUTION = 32, 1024
 DEFAULT_MIN_STD = 2.0  # per-channel std (0..255) below which an image counts as blank
 PROGRESS_INTERVAL_S = 0.2
 
@@ -49,12 +48,18 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _validate(resolution, crop, fps, every_nth, max_images, max_source_bytes, max_pixels) -> None:
-    if (not isinstance(resolution, int) or isinstance(resolution, bool)
-            or not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION or resolution & (resolution - 1)):
-        raise DatasetError(f"resolution must be a power of two from {MIN_RESOLUTION} to {MAX_RESOLUTION}, got {resolution!r}")
-    if crop not in CROP_MODES:
-        raise DatasetError(f"crop must be one of {', '.join(CROP_MODES)}, got {crop!r}")
+def check_build_options(*, resolution=256, crop="center", background="#000000", inflate=(), fps=None,
+                        every_nth=None, max_images=25000, max_source_bytes=5 * 10**9,
+                        max_pixels=DEFAULT_MAX_PIXELS) -> None:
+    """The builder's checks of its options, before any file is read; DatasetError names the first problem.
+
+    The server's prepare route calls this too, so a request is refused exactly when the build would be.
+    """
+    try:
+        check_dataset_resolution(resolution)
+        check_choice(crop, CROP_MODES, "crop")
+    except RuleError as exc:
+        raise DatasetError(str(exc)) from None
     if fps is not None and every_nth is not None:
         raise DatasetError("choose either fps or every_nth for a video, not both")
     if fps is not None and not (_is_number(fps) and fps > 0):
@@ -64,6 +69,8 @@ def _validate(resolution, crop, fps, every_nth, max_images, max_source_bytes, ma
     for name, value in (("max_images", max_images), ("max_source_bytes", max_source_bytes), ("max_pixels", max_pixels)):
         if not (_is_number(value) and value >= 1):
             raise DatasetError(f"{name} must be a positive number, got {value!r}")
+    parse_colour(background)
+    parse_inflate(inflate)
 
 
 def _split_by_class_folder(src: dataset_sources.Source, rejected: list[dict]) -> list[str]:
@@ -147,7 +154,9 @@ def build_dataset(
     min_std: float = DEFAULT_MIN_STD,
 ) -> dict:
     started = time.monotonic()
-    _validate(resolution, crop, fps, every_nth, max_images, max_source_bytes, max_pixels)
+    check_build_options(resolution=resolution, crop=crop, background=background, inflate=inflate, fps=fps,
+                        every_nth=every_nth, max_images=max_images, max_source_bytes=max_source_bytes,
+                        max_pixels=max_pixels)
     every_nth = int(every_nth) if every_nth is not None else None
     bg = parse_colour(background)
     inflations = parse_inflate(inflate)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from server.config import default_data_dir
 
 
 def default_models_dir() -> Path:
     """The server's models folder: $LATENT_STUDIO_DATA/models, else ~/.latent-studio/models."""
-    return Path(os.environ.get("LATENT_STUDIO_DATA", "~/.latent-studio")).expanduser() / "models"
+    return default_data_dir() / "models"
 
 
 def register(subparsers) -> None:
@@ -34,7 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..legacy import LICENCE_NOTE, import_pickle
+    from gan_core.models.pickle_import import LICENCE_NOTE, import_pickle
 
     pkl = Path(args.pkl).expanduser()
     if not pkl.is_file():

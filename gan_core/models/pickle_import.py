@@ -1,6 +1,6 @@
 """Import pretrained StyleGAN2-ADA network snapshots (`network-snapshot-*.pkl`) safely.
 
-`gan_core.safe_unpickle` turns the pickle into plain data without executing anything;
+`gan_core.models.safe_unpickle` turns the pickle into plain data without executing anything;
 this module checks that data against our own networks (kwargs, every key, every shape)
 and copies the tensors in. `import_pickle` then writes a Latent Studio checkpoint with
 provenance and a thumbnail, so a pickle is read once and never again.
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .fileio import atomic_write_bytes
-from .safe_unpickle import (
+from gan_core.fileio import atomic_write_bytes
+from gan_core.models.safe_unpickle import (
     STYLEGAN3_HINT,
     LegacyPickleError,
     ModuleRecord,
@@ -105,7 +105,7 @@ def _copy_state(network: torch.nn.Module, record: ModuleRecord, part: str) -> No
 
 
 def _build_part(record, part: str, device: torch.device):
-    from .networks import build_discriminator, build_generator
+    from gan_core.nn.networks import build_discriminator, build_generator
 
     if not isinstance(record, ModuleRecord):
         raise LegacyPickleError(f"{part} in the pickle is not a network module")
@@ -136,7 +136,7 @@ def load_sg2ada_pickle(path, device="cpu") -> dict:
     "training_set_kwargs", "G_kwargs", "D_kwargs"}; the kwargs are the pickle's own (plain
     data), while each network's `init_kwargs` are ours. Raises LegacyPickleError.
     """
-    from .device import resolve_device
+    from gan_core.device import resolve_device
 
     device = resolve_device(device)
     snapshot = read_snapshot(path)
@@ -214,7 +214,7 @@ def import_pickle(pkl_path, models_dir, name=None, *, sha256=None) -> Path:
     training-set kwargs, ADA p) and the licence note. An existing model is never overwritten:
     a taken name gets a numeric suffix. Returns the checkpoint path.
     """
-    from .checkpoint import save_network
+    from gan_core.models.checkpoint import save_network
 
     pkl_path = Path(pkl_path)
     models_dir = Path(models_dir)
@@ -255,7 +255,7 @@ def thumbnail_png(G, seeds=THUMB_SEEDS, psi: float = THUMB_PSI) -> bytes:
     class 0 for conditional networks), tiles at most THUMB_TILE_MAX px."""
     from PIL import Image
 
-    from .generate import ModelRunner, encode_png, image_grid
+    from gan_core.generate import ModelRunner, encode_png, image_grid
 
     runner = ModelRunner(G, device=next(G.parameters()).device)
     # batch_size=1: bounded memory when a 1024px network renders on a CPU.

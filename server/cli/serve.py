@@ -68,7 +68,7 @@ def addon_line(data_dir: Path, build: bool) -> str:
         return "Blender extension: build it with 'latent-studio addon build' (needs: pip install bpy==5.0.1)"
     if not build:
         return "Blender extension: not built (--no-addon-build); run 'latent-studio addon build'"
-    from .addon import build_addon
+    from server.addon_build import build_addon
 
     try:
         return f"Blender extension: {build_addon(data_dir / 'addon')}  (Blender: Preferences > Get Extensions > Install from Disk)"

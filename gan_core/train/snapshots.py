@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .fileio import atomic_write_text
+from gan_core.fileio import atomic_write_text
 
 SNAPSHOT_DIR = "snapshots"
 INDEX_NAME = "index.json"
@@ -101,7 +101,7 @@ def record_snapshot(run_dir, step: int, kimg: float, metrics: dict | None = None
 
 
 def _check_network(path: Path) -> None:
-    from .checkpoint import load_network
+    from gan_core.models.checkpoint import load_network
     if not path.is_file():
         raise FileNotFoundError(f"network file missing: {path.name}")
     load_network(path, device="cpu", parts=("G_ema",))  # reads every tensor: truncation shows
@@ -112,7 +112,7 @@ def load_resumable(run_dir, device="cpu") -> tuple[dict, dict] | tuple[None, Non
 
     Skipped (damaged) snapshots are listed in state["skipped_snapshots"] for the log.
     """
-    from .checkpoint import load_training_state
+    from gan_core.models.checkpoint import load_training_state
     skipped = []
     for entry in reversed(list_snapshots(run_dir)):
         try:

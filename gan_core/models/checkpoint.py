@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .fileio import atomic_path, atomic_write_text
+from gan_core.fileio import atomic_path, atomic_write_text
 
 FORMAT = "latent-studio-network"
 FORMAT_VERSION = 1
@@ -45,7 +45,7 @@ def _module_tensors(prefix: str, module: torch.nn.Module) -> dict:
 def _init_kwargs(name: str, module) -> dict:
     kwargs = getattr(module, "init_kwargs", None)
     if not isinstance(kwargs, dict):
-        raise CheckpointError(f"{name} has no init_kwargs: only gan_core.networks modules can be saved")
+        raise CheckpointError(f"{name} has no init_kwargs: only gan_core.nn.networks modules can be saved")
     return kwargs
 
 
@@ -185,7 +185,7 @@ def load_network(path, device="cpu", parts=("G_ema",)) -> dict:
     """{"config": ..., part: module for each requested part}; modules in eval mode on `device`."""
     from safetensors import safe_open
 
-    from .networks import NetworkConfigError, build_discriminator, build_generator
+    from gan_core.nn.networks import NetworkConfigError, build_discriminator, build_generator
 
     path = Path(path)
     unknown = [p for p in parts if p not in PARTS]

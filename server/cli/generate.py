@@ -53,8 +53,8 @@ def register(subparsers) -> None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    from ..fileio import atomic_write_bytes
-    from ..generate import GenerateError
+    from gan_core.fileio import atomic_write_bytes
+    from gan_core.generate import GenerateError
 
     try:
         atomic_write_bytes(path, data)
@@ -63,8 +63,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _run_generate(args) -> int:
-    from ..generate import ModelRunner, encode_png
-    from ..latent import parse_seeds
+    from gan_core.generate import ModelRunner, encode_png
+    from gan_core.latent import parse_seeds
 
     seeds = parse_seeds(args.seeds)  # cheap checks before loading torch weights
     runner = ModelRunner(args.model, device=args.device)
@@ -81,8 +81,8 @@ def _run_generate(args) -> int:
 
 
 def _run_walk(args) -> int:
-    from ..generate import ModelRunner, encode_png
-    from ..latent import parse_frame_range, parse_keys
+    from gan_core.generate import ModelRunner, encode_png
+    from gan_core.latent import parse_frame_range, parse_keys
 
     keys = parse_keys(args.keys)
     start, end = parse_frame_range(args.frames) if args.frames else (keys[0].frame, keys[-1].frame)

@@ -7,11 +7,9 @@ import random
 import numpy as np
 from PIL import Image
 
-from .dataset_errors import RejectedImage
+from gan_core.data.errors import RejectedImage
+from gan_core.rules import CROP_MODES, INFLATIONS
 
-CROP_MODES = ("center", "none", "random", "stretch")
-INFLATIONS = ("flip_h", "flip_v", "rot90", "rot180", "rot270", "zoom")
-INFLATION_ALIASES = {"flip": "flip_h", "hflip": "flip_h", "vflip": "flip_v", "mirror": "flip_h"}
 ZOOM_FACTOR = 1.25  # the 'zoom' variant shows the central 1/1.25 of the crop: mild, still on-subject
 # Pillow first shrinks by an integer factor (fast) down to 3x the target, then Lanczos from there.
 REDUCING_GAP = 3.0

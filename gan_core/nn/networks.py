@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers import (
+from gan_core.rules import NOISE_MODES, PRESETS, is_power_of_two
+from gan_core.nn.layers import (
     DEFAULT_FILTER,
     Conv2dLayer,
     FullyConnectedLayer,
@@ -31,7 +32,6 @@ from .layers import (
     upsample2d,
 )
 
-NOISE_MODES = ("random", "const", "none")
 # Synthesis runs NHWC on the CPU: oneDNN's convolutions, transposed ones above all, are
 # several times faster in that layout (measured 2-3x for the 2x-upsampling convs).
 CPU_CHANNELS_LAST = True
@@ -53,10 +53,9 @@ def _check_architecture(architecture: str) -> None:
 
 
 def _resolution_log2(img_resolution: int) -> int:
-    log2 = int(np.log2(img_resolution)) if isinstance(img_resolution, int) and img_resolution > 0 else -1
-    if img_resolution < 4 or 2 ** log2 != img_resolution:
+    if not is_power_of_two(img_resolution) or img_resolution < 4:
         raise NetworkConfigError(f"image resolution must be a power of two >= 4, got {img_resolution!r}")
-    return log2
+    return img_resolution.bit_length() - 1
 
 
 def _compute_dtype(use_fp16: bool, force_fp32: bool, device: torch.device) -> torch.dtype:
@@ -546,8 +545,8 @@ _G_KEYS = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping
 _D_KEYS = {"c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max", "num_fp16_res",
            "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs"}
 # Reference snapshots name the class; accept exactly those names, nothing else.
-_G_CLASS_NAMES = {"training.networks.Generator", "gan_core.networks.Generator"}
-_D_CLASS_NAMES = {"training.networks.Discriminator", "gan_core.networks.Discriminator"}
+_G_CLASS_NAMES = {"training.networks.Generator", "gan_core.nn.networks.Generator"}
+_D_CLASS_NAMES = {"training.networks.Discriminator", "gan_core.nn.networks.Discriminator"}
 
 
 def _build(kind: str, cls, kwargs: dict, allowed: set, class_names: set, required: set):
@@ -575,9 +574,6 @@ def build_generator(kwargs: dict) -> Generator:
 def build_discriminator(kwargs: dict) -> Discriminator:
     return _build("discriminator", Discriminator, kwargs, _D_KEYS, _D_CLASS_NAMES,
                   {"c_dim", "img_resolution", "img_channels"})
-
-
-PRESETS = ("tiny", "small", "stylegan2")
 
 
 def preset_kwargs(resolution: int, preset: str = "stylegan2", c_dim: int = 0, img_channels: int = 3) -> dict:

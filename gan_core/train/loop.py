@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed as dist_utils
-from .ada import AdaController
-from .augment import AugmentPipe
-from .device import resolve_device
-from .fileio import atomic_write_bytes
-from .loss import StyleGAN2Loss
-from .training_config import TrainingConfig, TrainingConfigError, save_config
-from .training_state import (
+from gan_core.train import distributed as dist_utils
+from gan_core.train.ada import AdaController
+from gan_core.train.augment import AugmentPipe
+from gan_core.device import resolve_device
+from gan_core.fileio import atomic_write_bytes
+from gan_core.train.loss import StyleGAN2Loss
+from gan_core.train.config import TrainingConfig, TrainingConfigError, save_config
+from gan_core.train.snapshots import (
     STATE_FORMAT,
     capture_rng_state,
     latest_snapshot,
@@ -101,11 +101,11 @@ def _merge(base: dict, override: dict) -> dict:
 
 def _build_networks(config: TrainingConfig, facts: dict, device):
     """(G, D, G_ema, provenance) from the base checkpoint or a preset."""
-    from .networks import build_discriminator, build_generator, preset_kwargs
+    from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs
     res, c_dim = facts["dataset"]["resolution"], facts["dataset"]["label_dim"]
     channels = facts["dataset"]["num_channels"]
     if config.base:
-        from .checkpoint import load_network
+        from gan_core.models.checkpoint import load_network
         available = facts["base"].get("parts") or ["G_ema"]
         parts = tuple(p for p in ("G_ema", "G", "D") if p in available)
         try:
@@ -208,7 +208,7 @@ def _write_grid(path: Path, images: np.ndarray, cols: int) -> None:
 
     from PIL import Image
 
-    from .generate import image_grid
+    from gan_core.generate import image_grid
     grid = image_grid(images, cols)
     buf = io.BytesIO()
     Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
@@ -229,10 +229,10 @@ class _Metrics:
         reals = torch.stack([dataset[int(i)][0] for i in idx])  # uint8 [N, C, H, W]
         self._reals_nhwc = reals.permute(0, 2, 3, 1).numpy()
         if "swd" in self.names:
-            from .metrics import SlicedWassersteinDistance
+            from gan_core.train.metrics import SlicedWassersteinDistance
             self._swd = SlicedWassersteinDistance(self._reals_nhwc, seed=seed)
         if "fid" in self.names or "kid" in self.names:
-            from .metrics import inception_features, load_inception
+            from gan_core.train.metrics import inception_features, load_inception
             self._detector = load_inception(device=device)
             self._real_feats = inception_features(self._detector, self._reals_nhwc, device=device)
 
@@ -247,7 +247,7 @@ class _Metrics:
         if self._swd is not None:
             out["swd"] = self._swd(fakes)["swd"]
         if "fid" in self.names or "kid" in self.names:
-            from .metrics import fid_from_features, inception_features, kernel_inception_distance
+            from gan_core.train.metrics import fid_from_features, inception_features, kernel_inception_distance
             feats = inception_features(self._detector, fakes, device=self.device)
             if "fid" in self.names:
                 out["fid"] = fid_from_features(self._real_feats, feats)
@@ -290,7 +290,7 @@ class _Run:
 
     def setup(self) -> None:
         cfg, dev = self.config, self.device
-        from .dataset import ZipDataset
+        from gan_core.data import ZipDataset
         self.dataset = ZipDataset(cfg.data, xflip=cfg.mirror)
         # Seed before building networks: same seed, same initial weights (rank 0's are broadcast).
         seed = cfg.seed * self.info.world_size + self.info.rank
@@ -310,7 +310,7 @@ class _Run:
         self.resumed_from = resume_entry
         self._skipped_list = state["skipped_snapshots"] if state is not None else []
         if state is not None:
-            from .networks import build_discriminator, build_generator
+            from gan_core.nn.networks import build_discriminator, build_generator
             self.G = build_generator(state["G_kwargs"]).to(dev)
             self.D = build_discriminator(state["D_kwargs"]).to(dev)
             self.G_ema = build_generator(state["G_kwargs"]).to(dev)
@@ -452,7 +452,7 @@ class _Run:
         dist_utils.barrier()
         entry = None
         if self.info.is_main:
-            from .checkpoint import save_network, save_training_state
+            from gan_core.models.checkpoint import save_network, save_training_state
             files = snapshot_files(self.run_dir, self.step)
             kimg = self.nimg / 1000
             meta = {"dataset": self.facts["dataset"], "training": self.config.to_dict(), "step": self.step,

@@ -14,11 +14,10 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .dataset_errors import DatasetError, RejectedImage
+from gan_core.data.errors import DatasetError, RejectedImage
 
 # Formats the dataset builder accepts (MPO is how Pillow names some camera JPEGs).
 ACCEPTED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "TIFF")
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
 # 8192 x 8192 = 67 Mpx, ~200 MB decoded RGB per worker: large renders pass, while a header
 # that claims more is refused before any pixel is decoded. Configurable per build.

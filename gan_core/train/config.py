@@ -8,17 +8,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-AUG_MODES = ("ada", "fixed", "off")
-PRESET_CHOICES = ("auto", "tiny", "small", "stylegan2")
+from gan_core.rules import AUG_MODES, AUGMENT_PIPELINES, PRESET_CHOICES, is_power_of_two
+
 KNOWN_METRICS = ("swd", "fid", "kid")
 
 
 class TrainingConfigError(ValueError):
     """A training option or input that cannot work; raised before any training starts."""
-
-
-def _is_pow2(n: int) -> bool:
-    return n >= 4 and n & (n - 1) == 0
 
 
 @dataclass
@@ -95,7 +91,7 @@ class TrainingConfig:
                 f"freeze_d={self.freeze_d} is more than the {int(math.log2(res)) - 2} D blocks at {res} px")
         for name in self.metrics:
             if name in ("fid", "kid"):
-                from .metrics import MetricUnavailableError, inception_path
+                from gan_core.train.metrics import MetricUnavailableError, inception_path
                 try:
                     inception_path()
                 except MetricUnavailableError as exc:
@@ -117,13 +113,12 @@ class TrainingConfig:
         group = min(4, per_gpu)
         need(per_gpu % group == 0,
              f"batch per GPU ({per_gpu}) must be a multiple of 4 (the minibatch-std group) or smaller than 4")
-        need(self.resolution is None or (isinstance(self.resolution, int) and _is_pow2(self.resolution)),
+        need(self.resolution is None or (is_power_of_two(self.resolution) and self.resolution >= 4),
              f"resolution must be a power of two >= 4, got {self.resolution!r}")
         need(self.aug in AUG_MODES, f"aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
         need(0.0 <= float(self.aug_p) <= 1.0, f"aug_p must be between 0 and 1, got {self.aug_p}")
-        from .augment import AUGMENT_PRESETS
-        need(self.augment_preset in AUGMENT_PRESETS,
-             f"augment_preset must be one of {', '.join(sorted(AUGMENT_PRESETS))}, got {self.augment_preset!r}")
+        need(self.augment_preset in AUGMENT_PIPELINES,
+             f"augment_preset must be one of {', '.join(AUGMENT_PIPELINES)}, got {self.augment_preset!r}")
         need(0.0 < float(self.ada_target) < 1.0, f"ada_target must be between 0 and 1, got {self.ada_target}")
         need(float(self.ada_kimg) > 0, f"ada_kimg must be > 0, got {self.ada_kimg}")
         need(self.preset in PRESET_CHOICES, f"preset must be one of {', '.join(PRESET_CHOICES)}, got {self.preset!r}")
@@ -147,7 +142,7 @@ class TrainingConfig:
             need(not self.base, "network_kwargs cannot be combined with a base checkpoint (its networks are fixed)")
 
     def _check_dataset(self) -> dict:
-        from .dataset import DatasetError, ZipDataset
+        from gan_core.data import DatasetError, ZipDataset
         if not self.data or not Path(self.data).is_file():
             raise TrainingConfigError(f"dataset not found: {self.data}")
         try:
@@ -163,7 +158,7 @@ class TrainingConfig:
             ds.close()
 
     def _check_base(self, res: int, label_dim: int) -> dict:
-        from .checkpoint import read_network_config
+        from gan_core.models.checkpoint import read_network_config
         if not Path(self.base).is_file():
             raise TrainingConfigError(f"base checkpoint not found: {self.base}")
         try:
@@ -181,5 +176,5 @@ class TrainingConfig:
 
 
 def save_config(config: TrainingConfig, path) -> None:
-    from .fileio import atomic_write_text
+    from gan_core.fileio import atomic_write_text
     atomic_write_text(path, json.dumps(config.to_dict(), indent=1))

@@ -1,7 +1,7 @@
 """The base-model library: the server's `models/` folder, as a list the UI can show.
 
 Users drop StyleGAN2-ADA `.pkl` files or our `.safetensors` checkpoints into the folder.
-A scan imports each pickle once (converting it to a checkpoint via gan_core.legacy; a
+A scan imports each pickle once (converting it to a checkpoint via gan_core.models.pickle_import; a
 pickle whose sha256 is already in some checkpoint's provenance is skipped), lists the
 checkpoints, and lists every file it could not use with the reason. One bad file never
 makes the scan fail.
@@ -14,7 +14,7 @@ import json
 import threading
 from pathlib import Path
 
-from .fileio import atomic_write_text
+from gan_core.fileio import atomic_write_text
 
 CACHE_FILE = ".library-cache.json"
 # Bump when the importer changes what it accepts, so remembered refusals are retried.
@@ -38,7 +38,7 @@ def thumbnail_path(checkpoint: Path) -> Path:
 
 def describe_checkpoint(path: Path) -> dict:
     """The library entry for one checkpoint; raises CheckpointError if it is unreadable."""
-    from .checkpoint import read_network_config
+    from gan_core.models.checkpoint import read_network_config
 
     config = read_network_config(path)
     meta = config.get("meta") or {}
@@ -69,7 +69,7 @@ def _load_cache(models_dir: Path) -> dict:
 
 def _cached_sha256(path: Path, cache: dict) -> str:
     """sha256 of a file, reused while its size and mtime are unchanged (pickles are large)."""
-    from .legacy import file_sha256
+    from gan_core.models.pickle_import import file_sha256
 
     stat = path.stat()
     entry = cache["hashes"].get(path.name)
@@ -88,8 +88,8 @@ def scan_model_library(models_dir, import_pickles: bool = True) -> dict:
     instead of being converted (a cheap listing that never waits for a running import).
     Missing folder -> empty lists.
     """
-    from .checkpoint import CheckpointError
-    from .legacy import import_pickle
+    from gan_core.models.checkpoint import CheckpointError
+    from gan_core.models.pickle_import import import_pickle
 
     models_dir = Path(models_dir)
     result = {"models": [], "refused": [], "pending": []}

@@ -11,10 +11,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .dataset_errors import DatasetError
-from .imageprep import IMAGE_EXTENSIONS
+from gan_core.data.errors import DatasetError
+from gan_core.rules import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".gif"})
 
 
 @dataclass

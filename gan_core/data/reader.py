@@ -12,10 +12,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from .dataset_errors import DatasetError
-from .dataset_writer import default_side_paths
+from gan_core.data.errors import DatasetError
+from gan_core.data.writer import default_side_paths
+from gan_core.rules import IMAGE_EXTENSIONS
 
-READABLE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -33,7 +33,7 @@ def _image_names(zf: zipfile.ZipFile) -> list[str]:
         p = PurePosixPath(name)
         if name.endswith("/") or any(part.startswith(".") or part == "__MACOSX" for part in p.parts):
             continue
-        if p.suffix.lower() in READABLE_EXTENSIONS:
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
             names.append(name)
     return sorted(names)
 

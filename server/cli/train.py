@@ -41,7 +41,7 @@ def register(subparsers) -> None:
 
 
 def config_from_args(args):
-    from ..training import TrainingConfig
+    from gan_core.train.loop import TrainingConfig
     return TrainingConfig(
         data=args.data, run_dir=args.out, base=args.base, steps=args.steps, batch=args.batch,
         resolution=args.res, aug=args.aug, aug_p=args.aug_p, ada_kimg=args.ada_kimg, mirror=args.mirror,
@@ -78,8 +78,8 @@ class _StopOnSigint:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from ..distributed import env_dist_info
-    from ..training import train
+    from gan_core.train.distributed import env_dist_info
+    from gan_core.train.loop import train
 
     config = config_from_args(args)
     is_main = env_dist_info().is_main

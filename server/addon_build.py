@@ -1,4 +1,4 @@
-"""`latent-studio addon build`: package addon/ + blender_manifest.toml as an extension zip.
+"""Package addon/ + blender_manifest.toml as an installable Blender extension zip.
 
 Uses Blender's own extension tool (shipped inside the `bpy` module) to build and then
 validate the zip, so what we ship is exactly what Blender's extension platform accepts.
@@ -18,22 +18,6 @@ BPY_HINT = "Blender's extension tool comes with the bpy module: pip install bpy=
 
 class AddonBuildError(ValueError):
     pass
-
-
-def register(subparsers) -> None:
-    p = subparsers.add_parser("addon", help="Blender extension tasks")
-    sub = p.add_subparsers(dest="addon_command", metavar="ACTION")
-    sub.required = True
-    b = sub.add_parser("build", help="build the installable Blender extension zip")
-    b.add_argument("-o", "--output-dir", default="dist", help="folder for the zip (default: dist)")
-    b.add_argument("--source", default=None, help="project checkout holding addon/ and blender_manifest.toml")
-    b.set_defaults(func=_run_build)
-
-
-def _run_build(args) -> int:
-    zip_path = build_addon(Path(args.output_dir), source=Path(args.source) if args.source else None)
-    print(zip_path)
-    return 0
 
 
 def find_project_root(start: Path | None = None) -> Path:

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from gan_core.rules import AUGMENT_PIPELINES
+
 
 class AugmentError(ValueError):
     """Bad augmentation settings or input."""
@@ -32,6 +34,8 @@ AUGMENT_PRESETS = {
     "bgcc": dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1,
                  brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1, cutout=1),
 }
+
+assert tuple(AUGMENT_PRESETS) == AUGMENT_PIPELINES  # the rulebook lists the names
 
 _GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
 _COLOUR = ("brightness", "contrast", "lumaflip", "hue", "saturation")

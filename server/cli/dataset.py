@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 def _build(args) -> int:
     from tqdm import tqdm
 
-    from gan_core.dataset import build_dataset
+    from gan_core.data import build_dataset
 
     source = args.sources[0] if len(args.sources) == 1 else args.sources
     bar = None
@@ -86,7 +86,7 @@ def _build(args) -> int:
 
 
 def _info(args) -> int:
-    from gan_core.dataset import dataset_info
+    from gan_core.data import dataset_info
 
     print(json.dumps(dataset_info(args.path), indent=2))
     return 0

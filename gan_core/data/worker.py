@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from . import imagegeom, imageprep
-from .dataset_errors import RejectedImage
+from gan_core.data import geometry as imagegeom
+from gan_core.data import decode as imageprep
+from gan_core.data.errors import RejectedImage
 
 THUMB_SIDE = 96
 # A zip member bigger than this is refused before reading it into memory.

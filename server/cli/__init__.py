@@ -1,4 +1,4 @@
-"""`latent-studio` command line: one sub-command per job, each defined in gan_core.commands.
+"""`latent-studio` command line: one sub-command per job, each defined in server.cli.
 
 Each command module has `register(subparsers)`, which adds its parser and sets `func`
 (args -> exit code). Heavy imports (torch, flask) happen inside `func`, so `--help` is fast.
@@ -9,8 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
-from .commands import addon, dataset, generate, import_pkl, serve, train
+from gan_core import __version__
+from server.cli import addon
+from server.cli import dataset
+from server.cli import generate
+from server.cli import import_pkl
+from server.cli import serve
+from server.cli import train
 
 COMMAND_MODULES = (serve, dataset, train, generate, import_pkl, addon)
 
@@ -45,5 +50,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
