@@ -1,16 +1,22 @@
-"""Latent Studio Blender extension: train StyleGAN models on renders, use them as textures."""
+"""Latent Studio Blender extension: train StyleGAN models on renders, use them as textures.
 
-from . import bridge, operators, panels, preferences, properties, render_dataset
+The bpy modules are imported in register()/unregister() only, so plain Python (worker
+threads, unit tests) can import the bpy-free `core` subpackage without Blender.
+"""
 
-# registration order: data types first, then operators and UI, the queue timer last
-_modules = (properties, preferences, render_dataset, operators, panels, bridge)
+
+def _modules():
+    from . import bridge, operators, panels, preferences, properties
+
+    # registration order: data types first, then operators and UI, the queue timer last
+    return (properties, preferences, operators, panels, bridge)
 
 
 def register():
-    for module in _modules:
+    for module in _modules():
         module.register()
 
 
 def unregister():
-    for module in reversed(_modules):
+    for module in reversed(_modules()):
         module.unregister()

@@ -1,8 +1,9 @@
 """Main-thread side of the task runner: a bpy.app.timers callback drains the queue.
 
 `pump()` is the one function that applies worker results to Blender data; the timer calls
-it, and headless tests call it directly, so both run the same code. Handlers receive plain
-data (names, paths, dicts) and look Blender data up by name each time.
+it, and headless tests call it directly, so both run the same code. Each message carries
+the handler its operator passed to `runner.submit`; handlers receive plain data (names,
+paths, dicts) and look Blender data up by name each time.
 """
 
 from __future__ import annotations
@@ -14,25 +15,14 @@ import time
 
 import bpy
 
-from .client import ClientError, LatentClient, check_url, is_local_url
-from .tasks import TaskRunner
+from .core.client import ClientError, LatentClient, check_url, is_local_url
+from .core.tasks import TaskRunner
 
 TIMER_INTERVAL = 0.2
 
 runner = TaskRunner()
-_handlers = {}  # task name -> {"result": fn(msg), "progress": fn(msg), ...}
 log = collections.deque(maxlen=200)  # (time, level, text) for the panel and for tests
-progress = {}  # task id -> (label, fraction, status) for the panel
-
-
-def handler(name, kind="result"):
-    """Decorator: run `fn(msg)` on the main thread for messages of task `name` and `kind`."""
-
-    def deco(fn):
-        _handlers.setdefault(name, {})[kind] = fn
-        return fn
-
-    return deco
+progress = {}  # task id -> (fraction, status): the main thread's copy, for the panel
 
 
 def notify(level, text):
@@ -47,10 +37,11 @@ def notify(level, text):
         bpy.ops.latent.report_message(level=level, message=text[:1000])
     except Exception:  # no operator context (e.g. during unregister): the log keeps it
         print(f"Latent Studio {level}: {text}")
-    _redraw()
+    redraw()
 
 
-def _redraw():
+def redraw():
+    """Tag the areas that show add-on state, so they draw the new values."""
     wm = getattr(bpy.context, "window_manager", None)
     if wm is None:
         return
@@ -65,22 +56,20 @@ def pump():
     messages = runner.drain()
     for msg in messages:
         if msg.kind == "progress":
-            progress[msg.task_id] = (msg.context.get("label", msg.name), msg.payload.get("fraction", 0.0),
-                                     msg.payload.get("status", ""))
+            progress[msg.task_id] = (msg.payload["fraction"], msg.payload["status"])
         else:
             progress.pop(msg.task_id, None)
-        fn = _handlers.get(msg.name, {}).get(msg.kind)
         try:
-            if fn is not None:
-                fn(msg)
+            if msg.handler is not None:
+                msg.handler(msg)
             elif msg.kind == "error":
-                notify("ERROR", msg.payload.get("message", "failed"))
+                notify("ERROR", msg.payload["message"])
             elif msg.kind == "cancelled":
-                notify("WARNING", msg.payload.get("message", "cancelled"))
+                notify("WARNING", msg.payload["message"])
         except Exception as exc:  # a broken handler must not kill the timer
             notify("ERROR", f"{msg.name}: could not apply the result: {exc}")
     if messages:
-        _redraw()
+        redraw()
     return len(messages)
 
 
@@ -108,7 +97,7 @@ def prefs(context=None):
     return context.preferences.addons[__package__].preferences
 
 
-def make_client(context=None, timeout=10.0):
+def make_client(context=None, timeout=10.0, long_timeout=120.0):
     """A LatentClient from the preferences; ClientError when the URL is unusable or not allowed."""
     p = prefs(context)
     url = check_url(p.server_url)
@@ -117,7 +106,7 @@ def make_client(context=None, timeout=10.0):
             f"Online access is disabled in Blender's preferences (System > Network): cannot reach {url}. "
             "Local servers (127.0.0.1, localhost) always work."
         )
-    return LatentClient(url, p.token, timeout=timeout)
+    return LatentClient(url, p.token, timeout=timeout, long_timeout=long_timeout)
 
 
 def output_dir(sub):

@@ -5,15 +5,7 @@ from __future__ import annotations
 import bpy
 
 from . import bridge, render_dataset
-
-
-def _fmt_eta(seconds):
-    if seconds < 0:
-        return "-"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+from .core.formatting import eta
 
 
 def _image_thumb(layout, img):
@@ -33,7 +25,7 @@ class LATENT_UL_jobs(bpy.types.UIList):
         row.label(text=item.title or item.job_id)
         row.label(text=item.state)
         row.prop(item, "progress", text=f"{item.step}/{item.steps}", slider=True, emboss=False)
-        row.label(text=_fmt_eta(item.eta_s))
+        row.label(text=eta(item.eta_s))
 
 
 class LATENT_UL_snapshots(bpy.types.UIList):
@@ -66,7 +58,7 @@ class LATENT_PT_main(_LatentPanel, bpy.types.Panel):
             layout.label(text=status.message[:120], icon=icon)
         for task in bridge.runner.active():
             row = layout.row(align=True)
-            _label, fraction, text = bridge.progress.get(task.id, (task.label, task.fraction, task.status))
+            fraction, text = bridge.progress.get(task.id, (task.fraction, task.status))
             row.progress(factor=fraction, text=f"{task.label}: {text}")
             row.operator("latent.cancel_task", text="", icon="CANCEL").task_id = task.id
 

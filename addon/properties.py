@@ -11,31 +11,24 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
+from .core import limits
+from .core.formatting import SCRATCH_ITEM, model_items
+
 # Blender requirement: the list returned by a dynamic EnumProperty items callback must be
 # kept alive by Python, or the UI shows garbage. This module-level list is that reference.
-_model_items = [("scratch", "From scratch", "Train a new model from random weights")]
+_model_items = [SCRATCH_ITEM]
 
 
 def set_model_items(models):
     """Replace the cached base-model list with the server's list (main thread)."""
-    items = [("scratch", "From scratch", "Train a new model from random weights")]
-    seen = {"scratch"}
-    for m in models:
-        mid = str(m.get("id", ""))
-        if not mid or mid in seen:
-            continue
-        seen.add(mid)
-        res = m.get("resolution")
-        label = m.get("name") or mid
-        items.append((mid, f"{label} ({res}px)" if res else label, f"{m.get('kind', 'model')}: {mid}"))
-    _model_items[:] = items
+    _model_items[:] = model_items(models)
 
 
 def _base_model_items(self, context):
     return _model_items
 
 
-_POW2 = [(str(2 ** i), f"{2 ** i} px", "") for i in range(5, 11)]
+_RESOLUTIONS = [(str(r), f"{r} px", "") for r in limits.RESOLUTIONS]
 
 
 def _waypoint_frame_update(self, context):
@@ -48,7 +41,7 @@ class LATENT_PG_waypoint(bpy.types.PropertyGroup):
     uid: IntProperty(name="Id", description="Stable id linking this waypoint to its keyframe", default=0)
     frame: IntProperty(name="Frame", description="Scene frame where the walk passes this latent",
                        default=1, update=_waypoint_frame_update)
-    seed: IntProperty(name="Seed", description="Seed of the latent vector", default=0, min=0, max=2 ** 31 - 1)
+    seed: IntProperty(name="Seed", description="Seed of the latent vector", default=0, min=0, max=limits.MAX_SEED)
     use_vector: BoolProperty(name="Stored vector", description="Use the stored latent vector instead of the seed",
                              default=False)
     vector: StringProperty(name="Vector", description="Stored latent vector as JSON numbers", default="")
@@ -103,10 +96,8 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0)
 
     # -- dataset: server side ---------------------------------------------------------
-    crop: EnumProperty(name="Crop", items=[("center", "Center", ""), ("none", "Pad", "Pad to square"),
-                                           ("random", "Random", ""), ("stretch", "Stretch", "")],
-                       default="center")
-    resolution: EnumProperty(name="Resolution", items=_POW2, default="256")
+    crop: EnumProperty(name="Crop", items=limits.CROP_MODES, default="center")
+    resolution: EnumProperty(name="Resolution", items=_RESOLUTIONS, default="256")
     dataset_id: StringProperty(name="Dataset id")
     dataset_state: StringProperty(name="Dataset state")
     dataset_summary: StringProperty(name="Report")
@@ -116,15 +107,12 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     # -- training ---------------------------------------------------------------------
     base_model: EnumProperty(name="Base model", items=_base_model_items)
     job_title: StringProperty(name="Title", default="")
-    preset: EnumProperty(name="Network size", items=[("auto", "Auto", ""), ("tiny", "Tiny", "For tests"),
-                                                     ("small", "Small", ""), ("stylegan2", "StyleGAN2", "")],
-                         default="auto")
+    preset: EnumProperty(name="Network size", items=limits.PRESETS, default="auto")
     steps: IntProperty(name="Steps", default=5000, min=1, max=1000000)
-    batch: IntProperty(name="Batch", default=16, min=1, max=256)
+    batch: IntProperty(name="Batch", default=16, min=1, max=limits.MAX_BATCH)
     snapshot_every: IntProperty(name="Snapshot every", default=500, min=1)
     mirror: BoolProperty(name="Mirror", default=False, description="Also train on horizontally flipped images")
-    augmentation: EnumProperty(name="Augmentation", items=[("ada", "Adaptive (ADA)", ""), ("fixed", "Fixed", ""),
-                                                           ("off", "Off", "")], default="ada")
+    augmentation: EnumProperty(name="Augmentation", items=limits.AUGMENTATIONS, default="ada")
     jobs: CollectionProperty(type=LATENT_PG_job)
     job_index: IntProperty(name="Job", default=0)
     snapshots: CollectionProperty(type=LATENT_PG_snapshot)
@@ -135,9 +123,9 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     model_source: EnumProperty(name="Model", items=[("JOB", "Training job", "The selected job and snapshot"),
                                                     ("BASE", "Base model", "The selected base model")],
                                default="JOB")
-    gen_seed: IntProperty(name="Seed", default=0, min=0, max=2 ** 31 - 1)
-    psi: FloatProperty(name="Truncation psi", default=0.7, min=-2.0, max=2.0)
-    count: IntProperty(name="Count", default=1, min=1, max=64)
+    gen_seed: IntProperty(name="Seed", default=0, min=0, max=limits.MAX_SEED)
+    psi: FloatProperty(name="Truncation psi", default=0.7, min=limits.PSI_MIN, max=limits.PSI_MAX)
+    count: IntProperty(name="Count", default=1, min=1, max=limits.SEEDS_PER_REQUEST)
     storage: EnumProperty(name="Store", items=[("PACK", "Pack into .blend", ""),
                                                ("SAVE", "Files next to .blend", "")], default="PACK")
     last_image: StringProperty(name="Last image")
@@ -147,19 +135,10 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     waypoint_index: IntProperty(name="Waypoint", default=0)
     walk_key: IntProperty(name="Walk waypoint key", default=0,
                           description="Keyframed per waypoint: moving its keys in the Dope Sheet re-times the walk")
-    interpolation: EnumProperty(name="Interpolation", items=[("slerp", "Spherical", "Slerp in z space"),
-                                                             ("lerp", "Linear", "Lerp in w space")],
-                                default="slerp")
-    easing: EnumProperty(name="Easing", items=[("linear", "Linear", "Constant speed between waypoints"),
-                                               ("smooth", "Smooth", "Slow in and out at each waypoint"),
-                                               ("smoother", "Smoother", "Even softer stops at waypoints"),
-                                               ("ease-in", "Ease in", "Start slowly"),
-                                               ("ease-out", "Ease out", "End slowly"),
-                                               ("ease-in-out", "Ease in-out", ""),
-                                               ("sine", "Sine", "Sinusoidal ease")],
-                         default="linear")
+    interpolation: EnumProperty(name="Interpolation", items=limits.INTERPOLATIONS, default="slerp")
+    easing: EnumProperty(name="Easing", items=limits.EASINGS, default="linear")
     loop: BoolProperty(name="Loop", default=False)
-    walk_psi: FloatProperty(name="Walk psi", default=0.7, min=-2.0, max=2.0)
+    walk_psi: FloatProperty(name="Walk psi", default=0.7, min=limits.PSI_MIN, max=limits.PSI_MAX)
     walk_image: StringProperty(name="Walk image")
 
 

@@ -1,9 +1,10 @@
 """Render a training dataset from Blender: orbit views of an object, or the timeline.
 
-`orbit_poses` is plain math (tested without rendering). `DatasetRender` saves the user's
+The pose maths is in core/poses.py (no bpy). `DatasetRender` saves the user's
 camera, frame, render settings, light placement and world rotation, renders one image per
-`step()`, and puts everything back in `finish()` whatever happened. The operator drives it
-one view per timer tick (modal, cancellable with Esc) or all at once (execute).
+`step()`, and puts everything back in `finish()` whatever happened. The operator
+(operators/render.py) drives it one view per timer tick (modal, cancellable with Esc) or
+all at once (execute).
 """
 
 from __future__ import annotations
@@ -15,50 +16,13 @@ import random
 import bpy
 from mathutils import Matrix, Vector
 
-from . import bridge
+from .core.poses import orbit_poses
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr")
 CAMERA_NAME = "Latent Dataset Camera"
-GOLDEN = 0.6180339887498949
 
 
 class RenderDatasetError(ValueError):
     pass
-
-
-def orbit_poses(count, az_min, az_max, el_min, el_max, spacing="EVEN", seed=0, jitter=0.0):
-    """[(azimuth, elevation, distance_factor)] in radians for `count` views."""
-    if count < 1:
-        raise RenderDatasetError("The number of views must be at least 1")
-    if el_min > el_max:
-        el_min, el_max = el_max, el_min
-    rng = random.Random(seed)
-    span = az_max - az_min
-    full_circle = abs(abs(span) - 2 * math.pi) < 1e-4
-    poses = []
-    for i in range(count):
-        if spacing == "RANDOM":
-            az = az_min + span * rng.random()
-            # uniform on the sphere band between the two elevations
-            s0, s1 = math.sin(el_min), math.sin(el_max)
-            el = math.asin(s0 + (s1 - s0) * rng.random())
-        else:
-            if full_circle or count == 1:
-                az = az_min + span * i / count
-            else:
-                az = az_min + span * i / (count - 1)
-            frac = 0.5 if count == 1 else (i * GOLDEN) % 1.0
-            el = el_min + (el_max - el_min) * frac
-        factor = 1.0 + (rng.uniform(-jitter, jitter) if jitter > 0 else 0.0)
-        poses.append((az, el, factor))
-    return poses
-
-
-def list_images(folder):
-    if not folder or not os.path.isdir(folder):
-        return []
-    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)
-                  and os.path.isfile(os.path.join(folder, f)))
 
 
 def find_target(context):
@@ -94,7 +58,6 @@ class DatasetRender:
         self.index = 0
         self.written = []
         self.saved = None
-        self.done = False
         if mode == "ORBIT":
             target = find_target(context)
             self.target_name = target.name
@@ -216,7 +179,6 @@ class DatasetRender:
     def step(self):
         """Render the next view; returns True when all views are written."""
         if self.index >= self.total:
-            self.done = True
             return True
         scene = self.scene
         if self.mode == "ORBIT":
@@ -233,8 +195,7 @@ class DatasetRender:
             raise RenderDatasetError(f"Blender did not write {path}")
         self.written.append(path)
         self.index += 1
-        self.done = self.index >= self.total
-        return self.done
+        return self.index >= self.total
 
     def _place_orbit_camera(self, scene, az, el, factor):
         target = bpy.data.objects.get(self.target_name)
@@ -269,117 +230,13 @@ class DatasetRender:
         scene.camera = cam
 
 
-# the render in progress, for the panel (module state, plain Python object)
+# The render in progress (module state, a plain Python object): the operator sets it, the
+# panel shows its progress, and unregistering the add-on puts the user's scene back.
 current = None
 
 
-class LATENT_OT_render_dataset(bpy.types.Operator):
-    """Render dataset images into the dataset folder (Esc cancels)"""
-
-    bl_idname = "latent.render_dataset"
-    bl_label = "Render Dataset"
-    bl_options = {"REGISTER"}
-
-    _timer = None
-
-    def _begin(self, context):
-        global current
-        s = context.scene.latent
-        if s.source == "FOLDER":
-            self.report({"ERROR"}, "The source is an existing image folder: nothing to render")
-            return False
-        if current is not None:
-            self.report({"ERROR"}, "A dataset render is already running")
-            return False
-        folder = bpy.path.abspath(s.dataset_dir)
-        if not folder.strip() or folder.startswith("//"):
-            self.report({"ERROR"}, "Choose a dataset folder (or save the .blend for a relative folder)")
-            return False
-        try:
-            session = DatasetRender(context, s.source, folder)
-            session.start()
-        except (RenderDatasetError, OSError) as exc:
-            self.report({"ERROR"}, str(exc))
-            return False
-        current = session
-        return True
-
-    def _end(self, context, cancelled=False, error=None):
-        global current
-        session, current = current, None
-        if session is not None:
-            session.finish()
-        count = len(session.written) if session else 0
-        if error:
-            self.report({"ERROR"}, f"Dataset render failed: {error}")
-        elif cancelled:
-            self.report({"WARNING"}, f"Dataset render cancelled after {count} images")
-        else:
-            self.report({"INFO"}, f"Rendered {count} images into {session.folder}")
-
-    def execute(self, context):
-        if not self._begin(context):
-            return {"CANCELLED"}
-        try:
-            while not current.step():
-                pass
-        except Exception as exc:
-            self._end(context, error=str(exc))
-            return {"CANCELLED"}
-        self._end(context)
-        return {"FINISHED"}
-
-    def invoke(self, context, event):
-        if not self._begin(context):
-            return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.05, window=context.window)
-        wm.modal_handler_add(self)
-        wm.progress_begin(0, current.total)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        wm = context.window_manager
-        if event.type == "ESC":
-            self._stop_modal(context)
-            self._end(context, cancelled=True)
-            return {"CANCELLED"}
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        try:
-            done = current.step()
-        except Exception as exc:
-            self._stop_modal(context)
-            self._end(context, error=str(exc))
-            return {"CANCELLED"}
-        wm.progress_update(current.index)
-        bridge._redraw()
-        if done:
-            self._stop_modal(context)
-            self._end(context)
-            return {"FINISHED"}
-        return {"RUNNING_MODAL"}
-
-    def _stop_modal(self, context):
-        wm = context.window_manager
-        if self._timer is not None:
-            wm.event_timer_remove(self._timer)
-            self._timer = None
-        wm.progress_end()
-
-
-_classes = (LATENT_OT_render_dataset,)
-
-
-def register():
-    for cls in _classes:
-        bpy.utils.register_class(cls)
-
-
-def unregister():
+def stop_current():
     global current
     if current is not None:
         current.finish()
         current = None
-    for cls in reversed(_classes):
-        bpy.utils.unregister_class(cls)

@@ -8,16 +8,11 @@ Editing a waypoint's frame in the panel moves its key.
 
 from __future__ import annotations
 
-import json
-
 import bpy
 
+from .core.walks import WalkError, Waypoint, walk_body
+
 DATA_PATH = "latent.walk_key"
-
-
-class WalkError(ValueError):
-    pass
-
 
 _syncing = False  # guards the frame-update callback while we write frames ourselves
 
@@ -89,7 +84,7 @@ def on_waypoint_frame_changed(waypoint, context):
         _move_key(scene, waypoint.uid, waypoint.frame)
 
 
-def add_waypoint(scene, frame, seed, vector=None):
+def add_waypoint(scene, frame, seed):
     global _syncing
     settings = scene.latent
     uid = max((w.uid for w in settings.waypoints), default=0) + 1
@@ -102,9 +97,6 @@ def add_waypoint(scene, frame, seed, vector=None):
         wp.uid = uid
         wp.frame = frame
         wp.seed = seed
-        if vector is not None:
-            wp.vector = json.dumps([float(v) for v in vector])
-            wp.use_vector = True
     finally:
         _syncing = False
     _insert_key(scene, uid, frame)
@@ -141,43 +133,13 @@ def sync_from_keyframes(scene):
         _syncing = False
 
 
-def walk_waypoints(scene):
-    """The waypoints as the server wants them, sorted by frame."""
-    sync_from_keyframes(scene)
-    out = []
-    seen = set()
-    for wp in sorted(scene.latent.waypoints, key=lambda w: w.frame):
-        if wp.frame in seen:
-            raise WalkError(f"Two waypoints share frame {wp.frame}: move one of them")
-        seen.add(wp.frame)
-        if wp.use_vector:
-            try:
-                z = json.loads(wp.vector)
-                if not isinstance(z, list) or not z or not all(isinstance(v, (int, float)) for v in z):
-                    raise ValueError
-            except ValueError:
-                raise WalkError(f"The stored vector of the waypoint at frame {wp.frame} is not a list of numbers") \
-                    from None
-            out.append({"frame": wp.frame, "z": z})
-        else:
-            out.append({"frame": wp.frame, "seed": wp.seed})
-    return out
+def _waypoints(scene):
+    return [Waypoint(wp.frame, wp.seed, wp.use_vector, wp.vector) for wp in scene.latent.waypoints]
 
 
 def walk_request(scene, model):
-    settings = scene.latent
-    waypoints = walk_waypoints(scene)
-    if not waypoints:
-        raise WalkError("Add at least one waypoint (Latent > Walk > Add Waypoint)")
-    if scene.frame_end < scene.frame_start:
-        raise WalkError("The scene's frame range is empty")
-    return {
-        "model": model,
-        "waypoints": waypoints,
-        "frame_start": scene.frame_start,
-        "frame_end": scene.frame_end,
-        "interpolation": settings.interpolation,
-        "easing": settings.easing,
-        "loop": settings.loop,
-        "psi": settings.walk_psi,
-    }
+    """The POST /walks body for the scene's frame range; WalkError when it cannot work."""
+    sync_from_keyframes(scene)
+    s = scene.latent
+    return walk_body(model, _waypoints(scene), scene.frame_start, scene.frame_end, s.interpolation, s.easing,
+                     s.loop, s.walk_psi)

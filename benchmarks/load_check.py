@@ -25,8 +25,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import start_server, stop_server  # noqa: E402  (the same launcher the tests use)
-from tests.e2e.jobs_support import create_job, prepared_dataset, wait_job  # noqa: E402
+from tests.support.jobs import create_job, prepared_dataset, wait_job  # noqa: E402
+from tests.support.server_process import start_server, stop_server  # noqa: E402  (the launcher the tests use)
 
 
 def _run_clients(threads: list[threading.Thread]) -> float:

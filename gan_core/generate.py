@@ -9,7 +9,6 @@ streamed: at most `batch_size` frames are in memory at any time.
 from __future__ import annotations
 
 import io
-import math
 from pathlib import Path
 from typing import Container, Iterator, Sequence
 
@@ -19,8 +18,6 @@ import torch
 from gan_core import rules
 from gan_core.device import resolve_device
 from gan_core.latent import Waypoint, parse_seeds, seeds_to_z, walk_latents
-
-MAX_BATCH = rules.MAX_GENERATE_BATCH
 
 
 class GenerateError(ValueError):
@@ -42,9 +39,10 @@ def validate_noise_mode(noise_mode) -> str:
 
 
 def _validate_batch(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
-        raise GenerateError(f"batch size must be a whole number from 1 to {MAX_BATCH}, got {batch_size!r}")
-    return batch_size
+    try:
+        return rules.check_int(batch_size, "batch size", 1, rules.MAX_GENERATE_BATCH)
+    except rules.RuleError as exc:
+        raise GenerateError(str(exc)) from None
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from gan_core.rules import EASINGS as EASING_NAMES, INTERPOLATIONS as INTERPOLATION_NAMES, MAX_SEED, MAX_SEEDS_PER_LIST
+from gan_core import rules
 
 
 class LatentError(ValueError):
@@ -31,8 +31,8 @@ def _parse_seed(token: str, text: str) -> int:
     if not token.isdigit():
         raise LatentError(f"not a seed number: {token!r} in {text!r} (use e.g. 0-9,12)")
     seed = int(token)
-    if seed > MAX_SEED:
-        raise LatentError(f"seed {seed} is too large: seeds go from 0 to {MAX_SEED}")
+    if seed > rules.MAX_SEED:
+        raise LatentError(f"seed {seed} is too large: seeds go from 0 to {rules.MAX_SEED}")
     return seed
 
 
@@ -41,12 +41,12 @@ def validate_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise LatentError(f"a seed must be a whole number, got {seed!r}")
     seed = int(seed)
-    if seed < 0 or seed > MAX_SEED:
-        raise LatentError(f"seed {seed} is out of range: seeds go from 0 to {MAX_SEED}")
+    if seed < 0 or seed > rules.MAX_SEED:
+        raise LatentError(f"seed {seed} is out of range: seeds go from 0 to {rules.MAX_SEED}")
     return seed
 
 
-def parse_seeds(spec, max_count: int = MAX_SEEDS_PER_LIST) -> list[int]:
+def parse_seeds(spec, max_count: int = rules.MAX_SEEDS_PER_LIST) -> list[int]:
     """"0-9,12" -> [0, ..., 9, 12]. Also accepts an int or a list of ints. Order is kept."""
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         return [validate_seed(spec)]
@@ -152,7 +152,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t, eps: float = 1e-7) -> np.ndarray:
 
 
 INTERPOLATIONS: dict[str, Callable] = {"slerp": slerp, "lerp": lerp}
-assert tuple(INTERPOLATIONS) == INTERPOLATION_NAMES  # the rulebook lists the names
+assert tuple(INTERPOLATIONS) == rules.INTERPOLATIONS  # the rulebook lists the names
 
 
 def _smooth(t):
@@ -176,7 +176,7 @@ EASINGS: dict[str, Callable[[float], float]] = {
     "ease-in-out": _ease_in_out,
     "sine": lambda t: 0.5 - 0.5 * math.cos(math.pi * t),
 }
-assert tuple(EASINGS) == EASING_NAMES
+assert tuple(EASINGS) == rules.EASINGS
 
 
 def get_easing(name: str) -> Callable[[float], float]:
@@ -235,8 +235,8 @@ def parse_keys(spec: str) -> list[Waypoint]:
         if not match:
             raise LatentError(f"bad key {part.strip()!r}: write FRAME:seed=SEED, e.g. 48:seed=7")
         seed = int(match.group(2))
-        if seed > MAX_SEED:
-            raise LatentError(f"seed {seed} is too large: seeds go from 0 to {MAX_SEED}")
+        if seed > rules.MAX_SEED:
+            raise LatentError(f"seed {seed} is too large: seeds go from 0 to {rules.MAX_SEED}")
         keys.append(Waypoint(frame=int(match.group(1)), seed=seed))
     return sort_waypoints(keys)
 

@@ -3,7 +3,7 @@
 The library's own checks, the server's request checks (which call the validators below
 and turn their `RuleError` into a 422 with the same message) and the CLI all read these
 names, so the three can never disagree. The add-on cannot import gan_core inside Blender;
-its own copy (addon/core/api.py) is checked against this module by a test.
+its own copy (addon/core/limits.py) is checked against this module by a test.
 
 Pure Python on purpose: importing the rules must not import torch, numpy or Pillow.
 """
@@ -98,12 +98,18 @@ def check_number(value, name: str, low: float, high: float) -> float:
 
 
 def check_psi(value, name: str = "truncation psi") -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise RuleError(f"{name} must be a number, got {value!r}")
-    if not PSI_MIN <= value <= PSI_MAX:
-        raise RuleError(f"{name} {value} is out of range: use {PSI_MIN} to {PSI_MAX} "
-                        "(1 = no truncation, 0.7 = typical, 0 = the average image)")
-    return float(value)
+    hint = f"use {PSI_MIN} to {PSI_MAX} (1 = no truncation, 0.7 = typical, 0 = the average image)"
+    try:
+        number = float(value)
+    except OverflowError:  # a huge int: not worth printing
+        raise RuleError(f"{name} is out of range: {hint}") from None
+    if not math.isfinite(number):
+        raise RuleError(f"{name} must be a number, got {value!r}")
+    if not PSI_MIN <= number <= PSI_MAX:
+        raise RuleError(f"{name} {value} is out of range: {hint}")
+    return number
 
 
 def check_noise_mode(value, name: str = "noise mode") -> str:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from flask import Flask, request
 
-from .errors import error_response
+from server.config import API_PREFIX
+from server.errors import error_response
 
-PUBLIC_PATHS = frozenset({"/api/v1/health"})
+PUBLIC_PATHS = frozenset({f"{API_PREFIX}/health"})
 MIN_TOKEN_LENGTH = 16
 
 

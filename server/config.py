@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PORT = 7860
+API_PREFIX = "/api/v1"  # every route lives under it (blueprints use it as url_prefix)
 
 
 def default_data_dir() -> Path:

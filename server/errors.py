@@ -1,4 +1,35 @@
-"""JSON errors everywhere: `{"error": {"code", "message"}}`, never an HTML page or a traceback."""
+"""JSON errors everywhere: `{"error": {"code", "message"}}`, never an HTML page or a traceback.
+
+The vocabulary. `message` is for people (it names the field or thing and says what is
+allowed); `code` is for programs, and is one of:
+
+| status | code                    | when                                                            |
+| ------ | ----------------------- | --------------------------------------------------------------- |
+| 400    | bad_request             | the body is not what the route reads: not JSON, not a JSON      |
+|        |                         | object, broken multipart, no 'file' part, an empty upload       |
+| 400    | not_a_zip               | an upload that is not a readable zip                            |
+| 401    | unauthorized            | no or wrong bearer token                                        |
+| 404    | not_found               | no such route                                                   |
+| 404    | <thing>_not_found       | the URL (or generate/walk `model`) names a missing thing:       |
+|        |                         | dataset, job, walk, model, snapshot, frame, thumbnail, file     |
+| 405    | method_not_allowed      | the route exists, the method does not                           |
+| 409    | dataset_busy            | the dataset is being prepared                                   |
+| 409    | dataset_in_use          | an unfinished training job uses the dataset                     |
+| 409    | dataset_not_ready       | the dataset is not prepared (yet)                               |
+| 409    | dataset_gone            | a job's dataset was deleted; the job cannot train further       |
+| 409    | illegal_state_transition| the job's state does not allow the action                       |
+| 409    | walk_not_ready          | the walk has not completed                                      |
+| 413    | payload_too_large       | the body is over the server's limit                             |
+| 415    | unsupported_media_type  | an upload in a form the server does not read                    |
+| 422    | invalid_input           | a well-formed request whose values are wrong                    |
+| 422    | unknown_dataset         | a job body names a dataset that does not exist                  |
+| 422    | unknown_base_model      | a job body names a base model that does not exist               |
+| 422    | <zip refusal>           | an upload refused for its content: unsafe_path, symlink_entry,  |
+|        |                         | unsupported_entry, encrypted_entry, duplicate_entry,            |
+|        |                         | compression_ratio, too_many_entries, zip_too_large,             |
+|        |                         | too_many_images, no_images                                      |
+| 500    | internal_error          | a bug; details are in the server log only                       |
+"""
 
 from __future__ import annotations
 
@@ -9,7 +40,7 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-# Stable snake_case codes for the HTTP errors Werkzeug raises itself (routing, body limits).
+# Codes for the HTTP errors Werkzeug raises itself (routing, body limits).
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -34,6 +65,14 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+def invalid_input(message: str) -> ApiError:
+    return ApiError(422, "invalid_input", message)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, "bad_request", message)
 
 
 def error_response(status: int, code: str, message: str, headers: dict | None = None):

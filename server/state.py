@@ -1,4 +1,8 @@
-"""Per-app server state (config, database, device), reachable from any request."""
+"""Per-app server state: config, database, device, and the long-lived services the packages start.
+
+Every service is a declared attribute set by one package's `init_app` (see server.app), so
+a reader finds where each comes from; nothing is created lazily on first use.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,15 @@ from typing import Callable
 
 from flask import current_app
 
-from .config import ServerConfig
-from .db import Database
+from server.config import ServerConfig
+from server.db import Database
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "latent"
 
 
 class ServerState:
-    """Shared by all requests of one app. Other modules may hang their own attributes on it."""
+    """Shared by all requests of one app."""
 
     def __init__(self, config: ServerConfig, db: Database, device: str = "cpu", device_name: str = "CPU", token: str | None = None):
         self.config = config
@@ -24,6 +28,13 @@ class ServerState:
         self.device = device
         self.device_name = device_name
         self.token = token
+        # True when this server holds the data directory's lock: only then does it run the
+        # job queue and resume interrupted walks (two servers on one folder would race).
+        self.owns_data_dir = False
+        self.model_cache = None   # server.generation.model_cache.ModelCache   (server.app)
+        self.preparations = None  # server.datasets.prepare.PreparationRunner (datasets)
+        self.scheduler = None     # server.jobs.scheduler.Scheduler           (jobs)
+        self.walk_runner = None   # server.walks.runner.WalkRunner            (walks)
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._shut_down = False

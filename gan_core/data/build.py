@@ -1,7 +1,8 @@
 """`build_dataset`: source images -> StyleGAN2-ADA dataset zip + report.json + preview.png.
 
-The orchestration only: enumerating (dataset_sources), per-image work in worker processes
-(dataset_worker via ordered_pool), duplicate checks (dataset_dedup), writing (dataset_writer).
+The orchestration only, one small function per step: check the options, open the source
+(sources), plan the jobs, run them in workers (worker via pool.ordered_map) while checking
+duplicates (dedup) and writing (writer), then the report and the preview.
 """
 
 from __future__ import annotations
@@ -10,28 +11,32 @@ import io
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from gan_core.data import sources as dataset_sources
-from gan_core.data.preview import ThumbnailReservoir, contact_sheet
+from gan_core.data import sources
+from gan_core.data.decode import DEFAULT_MAX_PIXELS, parse_colour
 from gan_core.data.dedup import DEFAULT_NEAR_DISTANCE, DuplicateIndex
 from gan_core.data.errors import DatasetBuildCancelled, DatasetError
-from gan_core.data.worker import Job, PrepOptions, close_cached_zips, init_worker, process, worker_count
+from gan_core.data.pool import WorkerCrashed, can_spawn_children, ordered_map
+from gan_core.data.preview import ThumbnailReservoir, contact_sheet
+from gan_core.data.worker import Job, PrepOptions, Result, close_cached_zips, init_worker, process, worker_count
 from gan_core.data.writer import StyleGANZipWriter, default_side_paths
 from gan_core.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from gan_core.rules import CROP_MODES, INFLATION_ALIASES, INFLATIONS, RuleError, check_choice, check_dataset_resolution
-from gan_core.data.decode import DEFAULT_MAX_PIXELS, parse_colour
-from gan_core.data.pool import WorkerCrashed, can_spawn_children, ordered_map
 
 REPORT_FORMAT = "latent-studio-dataset-report"
 DEFAULT_MIN_STD = 2.0  # per-channel std (0..255) below which an image counts as blank
 PROGRESS_INTERVAL_S = 0.2
 
 
+# ----------------------------------------------------------------------------- options
+
+
 def parse_inflate(inflate) -> tuple[str, ...]:
     if isinstance(inflate, str):
-        inflate = [s for s in inflate.split(",")]
+        inflate = inflate.split(",")
     names: list[str] = []
     for raw in inflate or ():
         name = INFLATION_ALIASES.get(str(raw).strip().lower(), str(raw).strip().lower())
@@ -73,7 +78,60 @@ def check_build_options(*, resolution=256, crop="center", background="#000000", 
     parse_inflate(inflate)
 
 
-def _split_by_class_folder(src: dataset_sources.Source, rejected: list[dict]) -> list[str]:
+@dataclass(frozen=True)
+class _Settings:
+    """A build's options once checked and normalised: what every later step reads."""
+
+    out_zip: Path
+    report_path: Path
+    preview_path: Path
+    prep: PrepOptions  # the per-image options the workers get
+    labels_from_folders: bool
+    fps: float | None
+    every_nth: int | None
+    max_images: int
+    max_source_bytes: int
+    near_duplicate_distance: int | None
+
+    def report_options(self, workers: int) -> dict:
+        prep = self.prep
+        return {
+            "resolution": prep.resolution, "crop": prep.crop, "background": "#%02x%02x%02x" % prep.background,
+            "allow_upscale": prep.allow_upscale, "inflate": list(prep.inflate),
+            "labels_from_folders": self.labels_from_folders, "fps": self.fps, "every_nth": self.every_nth,
+            "seed": prep.seed, "max_images": self.max_images, "max_source_bytes": self.max_source_bytes,
+            "max_pixels": prep.max_pixels, "near_duplicate_distance": self.near_duplicate_distance,
+            "min_std": prep.min_std, "workers": workers,
+        }
+
+
+def _checked_settings(out_zip, report_path, preview_path, *, resolution, crop, background, allow_upscale, inflate,
+                      labels_from_folders, fps, every_nth, seed, max_images, max_source_bytes, max_pixels,
+                      near_duplicate_distance, min_std) -> _Settings:
+    """Step 1: refuse bad options before any file is read."""
+    check_build_options(resolution=resolution, crop=crop, background=background, inflate=inflate, fps=fps,
+                        every_nth=every_nth, max_images=max_images, max_source_bytes=max_source_bytes,
+                        max_pixels=max_pixels)
+    out_zip = Path(out_zip)
+    if out_zip.suffix.lower() != ".zip":
+        raise DatasetError(f"output must be a .zip file, got {out_zip.name}")
+    default_report, default_preview = default_side_paths(out_zip)
+    prep = PrepOptions(resolution, crop, parse_colour(background), allow_upscale, parse_inflate(inflate), seed,
+                       max_pixels, min_std)
+    return _Settings(
+        out_zip=out_zip,
+        report_path=Path(report_path) if report_path else default_report,
+        preview_path=Path(preview_path) if preview_path else default_preview,
+        prep=prep, labels_from_folders=labels_from_folders, fps=fps,
+        every_nth=int(every_nth) if every_nth is not None else None,
+        max_images=max_images, max_source_bytes=max_source_bytes, near_duplicate_distance=near_duplicate_distance,
+    )
+
+
+# ----------------------------------------------------------------------------- source
+
+
+def _split_by_class_folder(src: sources.Source, rejected: list[dict]) -> list[str]:
     """Class names from top-level folders; images outside any class folder are rejected."""
     if src.kind == "video":
         raise DatasetError("labels_from_folders needs a folder, zip or file list, not a video")
@@ -85,6 +143,61 @@ def _split_by_class_folder(src: dataset_sources.Source, rejected: list[dict]) ->
             rejected.append({"file": e.name, "code": "no_class_folder", "reason": "not inside a class folder"})
     src.entries = [e for e in src.entries if e.label is not None]
     return class_names
+
+
+def _open_source(source, settings: _Settings) -> tuple[sources.Source, list[dict], list[str] | None]:
+    """Step 2: enumerate the source and check its limits -> (source, refusals so far, class names)."""
+    outputs = frozenset(p.resolve() for p in (settings.out_zip, settings.report_path, settings.preview_path))
+    src = sources.open_source(source, settings.fps, settings.every_nth, exclude=outputs)
+    if src.kind != "video" and (settings.fps is not None or settings.every_nth is not None):
+        raise DatasetError("fps / every_nth only apply to a video source")
+    sources.check_limits(src, settings.max_images, settings.max_source_bytes)
+    rejected = [{"file": n, "code": c, "reason": r} for n, c, r in src.refused]
+    class_names = _split_by_class_folder(src, rejected) if settings.labels_from_folders else None
+    if src.kind != "video" and not src.entries:
+        raise DatasetError(f"no images found in {src.path} "
+                           f"({len(rejected)} refused, {len(src.ignored)} non-image files)")
+    return src, rejected, class_names
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the per-image work runs."""
+
+    workers: int
+    threads: bool  # a thread pool instead of processes
+    note: str | None  # for the report: why the plan differs from what was asked
+
+
+def _plan_workers(workers: int | None) -> _Plan:
+    """Step 3a: how many workers, and processes or threads."""
+    n_workers = worker_count(workers)
+    if n_workers > 1 and not can_spawn_children():
+        # Pillow releases the GIL while decoding, resizing and encoding, so threads still
+        # run the heavy parts in parallel.
+        note = f"running in a daemonic process (no child processes allowed): used {n_workers} threads"
+        return _Plan(n_workers, True, note)
+    return _Plan(n_workers, False, None)
+
+
+def _jobs(src: sources.Source, settings: _Settings) -> Iterator[Job]:
+    """Step 3b: one job per image or selected video frame, lazily (a video is streamed).
+    Results come back in job order (ordered_map), so jobs carry no index."""
+    prep = settings.prep
+    if src.kind == "video":
+        frames = sources.iter_video_frames(Path(src.path), settings.fps, settings.every_nth, settings.max_images,
+                                           src.video)
+        for name, frame in frames:
+            yield Job(name, "frame", frame, prep)
+    else:
+        for e in src.entries:
+            yield Job(e.name, e.kind, e.ref, prep)
+
+
+# ----------------------------------------------------------------------------- run and write
 
 
 class _Progress:
@@ -103,14 +216,95 @@ class _Progress:
             self._cb(dict(state))
 
 
-def _make_report(out_zip, src, options, counts, images, rejected, items, class_names, elapsed, note) -> dict:
+class _Tally:
+    """What the build has decided so far: accepted and rejected images, written items,
+    duplicates seen, preview thumbnails."""
+
+    def __init__(self, src: sources.Source, settings: _Settings, rejected: list[dict],
+                 class_names: list[str] | None, progress: _Progress) -> None:
+        self.rejected = rejected
+        self.counts = Counter(done=len(rejected))  # refusals found while scanning count as done
+        self.total = len(rejected) + (src.video["estimated_frames"] if src.video else len(src.entries))
+        self.items: list[dict] = []
+        self.dedup = DuplicateIndex(settings.near_duplicate_distance)
+        self.thumbs = ThumbnailReservoir(seed=settings.prep.seed)
+        self._progress = progress
+        self._labels = None
+        if class_names is not None:
+            class_index = {name: i for i, name in enumerate(class_names)}
+            self._labels = {e.name: class_index[e.label] for e in src.entries}
+
+    def take(self, res: Result, writer: StyleGANZipWriter) -> None:
+        """Reject the result or write its images."""
+        self.counts["done"] += 1
+        verdict = (res.code, res.reason) if res.code else self.dedup.check(res.pixel_sha256, res.dhash, res.signature)
+        if verdict:
+            self.rejected.append({"file": res.name, "code": verdict[0], "reason": verdict[1]})
+            return
+        self.dedup.add(res.pixel_sha256, res.dhash, res.name, res.signature)
+        label = self._labels[res.name] if self._labels is not None else None
+        self.thumbs.offer(writer.count, res.thumb)
+        for variant, png in res.pngs:
+            self.items.append({"image": writer.add(png, label), "source": res.name, "variant": variant})
+        self.counts["accepted"] += 1
+        self.counts["inflated"] += len(res.pngs) - 1
+
+    def emit(self, stage: str, force: bool = False) -> None:
+        c = self.counts
+        self._progress(force=force, stage=stage, done=c["done"], total=max(self.total, c["done"]),
+                       accepted=c["accepted"], rejected=len(self.rejected), inflated=c["inflated"])
+
+    def check_some_accepted(self, src: sources.Source) -> None:
+        if self.counts["accepted"] == 0:
+            reasons = Counter(r["code"] for r in self.rejected)
+            summary = ", ".join(f"{n} {code}" for code, n in reasons.most_common()) or "nothing decoded"
+            raise DatasetError(f"no usable images in {src.path}: {summary}")
+
+
+def _run_and_write(src: sources.Source, settings: _Settings, plan: _Plan, tally: _Tally,
+                   class_names: list[str] | None, stop: Callable[[], bool]) -> int:
+    """Step 4: process every job in order and write the zip atomically; returns the image count.
+    On any error or cancellation nothing is left at out_zip."""
+    with atomic_path(settings.out_zip) as tmp_zip:
+        writer = StyleGANZipWriter(tmp_zip)
+        results = ordered_map(process, _jobs(src, settings), plan.workers, initializer=init_worker,
+                              initargs=(settings.prep.max_pixels,), threads=plan.threads)
+        try:
+            for res in results:
+                if stop():
+                    raise DatasetBuildCancelled()
+                tally.take(res, writer)
+                tally.emit("processing")
+            if stop():
+                raise DatasetBuildCancelled()
+            tally.check_some_accepted(src)
+            tally.emit("writing", force=True)
+            writer.close(class_names)
+        except WorkerCrashed as exc:
+            writer.abort()
+            raise DatasetError(f"dataset build failed: {exc}") from None
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            results.close()
+            close_cached_zips()
+    return writer.count
+
+
+# ----------------------------------------------------------------------------- report and preview
+
+
+def _make_report(src: sources.Source, settings: _Settings, plan: _Plan, tally: _Tally, images: int,
+                 class_names: list[str] | None, elapsed: float) -> dict:
+    counts, rejected = tally.counts, tally.rejected
     return {
         "format": REPORT_FORMAT,
         "format_version": 1,
-        "output": str(out_zip),
-        "resolution": options["resolution"],
+        "output": str(settings.out_zip),
+        "resolution": settings.prep.resolution,
         "source": src.summary(),
-        "options": options,
+        "options": settings.report_options(plan.workers),
         "counts": {
             "found": counts["accepted"] + len(rejected),  # every candidate is accepted or rejected
             "accepted": counts["accepted"],
@@ -123,10 +317,21 @@ def _make_report(out_zip, src, options, counts, images, rejected, items, class_n
         "class_names": class_names,
         "rejected": rejected,
         "ignored": src.ignored,
-        "items": items,
+        "items": tally.items,
         "elapsed_s": round(elapsed, 3),
-        "notes": [note] if note else [],
+        "notes": [plan.note] if plan.note else [],
     }
+
+
+def _write_report_and_preview(report: dict, settings: _Settings, tally: _Tally) -> None:
+    """Step 5: report.json and the contact sheet beside the zip."""
+    atomic_write_text(settings.report_path, json.dumps(report, indent=1))
+    buf = io.BytesIO()
+    contact_sheet(tally.thumbs.thumbnails()).save(buf, "PNG")
+    atomic_write_bytes(settings.preview_path, buf.getvalue())
+
+
+# ----------------------------------------------------------------------------- the build
 
 
 def build_dataset(
@@ -154,118 +359,23 @@ def build_dataset(
     min_std: float = DEFAULT_MIN_STD,
 ) -> dict:
     started = time.monotonic()
-    check_build_options(resolution=resolution, crop=crop, background=background, inflate=inflate, fps=fps,
-                        every_nth=every_nth, max_images=max_images, max_source_bytes=max_source_bytes,
-                        max_pixels=max_pixels)
-    every_nth = int(every_nth) if every_nth is not None else None
-    bg = parse_colour(background)
-    inflations = parse_inflate(inflate)
-    out_zip = Path(out_zip)
-    if out_zip.suffix.lower() != ".zip":
-        raise DatasetError(f"output must be a .zip file, got {out_zip.name}")
-    default_report, default_preview = default_side_paths(out_zip)
-    report_path = Path(report_path) if report_path else default_report
-    preview_path = Path(preview_path) if preview_path else default_preview
-    stop = should_stop or (lambda: False)
+    settings = _checked_settings(
+        out_zip, report_path, preview_path, resolution=resolution, crop=crop, background=background,
+        allow_upscale=allow_upscale, inflate=inflate, labels_from_folders=labels_from_folders, fps=fps,
+        every_nth=every_nth, seed=seed, max_images=max_images, max_source_bytes=max_source_bytes,
+        max_pixels=max_pixels, near_duplicate_distance=near_duplicate_distance, min_std=min_std)
     progress = _Progress(on_progress)
     progress(force=True, stage="scanning", done=0, total=0, accepted=0, rejected=0, inflated=0)
 
-    outputs = frozenset(p.resolve() for p in (out_zip, report_path, preview_path))
-    src = dataset_sources.open_source(source, fps, every_nth, exclude=outputs)
-    if src.kind != "video" and (fps is not None or every_nth is not None):
-        raise DatasetError("fps / every_nth only apply to a video source")
-    dataset_sources.check_limits(src, max_images, max_source_bytes)
-
-    rejected: list[dict] = [{"file": n, "code": c, "reason": r} for n, c, r in src.refused]
-    class_names = _split_by_class_folder(src, rejected) if labels_from_folders else None
-    if src.kind != "video" and not src.entries:
-        raise DatasetError(f"no images found in {src.path} ({len(rejected)} refused, {len(src.ignored)} non-image files)")
-
-    prep = PrepOptions(resolution, crop, bg, allow_upscale, inflations, seed, max_pixels, min_std)
-    labels = {e.name: e.label for e in src.entries}
-    n_workers = worker_count(workers)
-    note, use_threads = None, False
-    if n_workers > 1 and not can_spawn_children():
-        # Pillow releases the GIL while decoding, resizing and encoding, so threads still
-        # run the heavy parts in parallel.
-        use_threads = True
-        note = f"running in a daemonic process (no child processes allowed): used {n_workers} threads"
-
-    def jobs() -> Iterator[Job]:
-        if src.kind == "video":
-            frames = dataset_sources.iter_video_frames(Path(src.path), fps, every_nth, max_images, src.video)
-            for i, (name, frame) in enumerate(frames):
-                yield Job(i, name, "frame", frame, prep)
-        else:
-            for i, e in enumerate(src.entries):
-                yield Job(i, e.name, e.kind, e.ref, prep)
-
-    counts = Counter(done=len(rejected))  # refusals found while scanning count as done
-    total = len(rejected) + (src.video["estimated_frames"] if src.video else len(src.entries))
-    items: list[dict] = []
-    dedup = DuplicateIndex(near_duplicate_distance)
-    thumbs = ThumbnailReservoir(seed=seed)
-    class_index = {name: i for i, name in enumerate(class_names or [])}
-
-    def emit(stage: str, force: bool = False) -> None:
-        progress(force=force, stage=stage, done=counts["done"], total=max(total, counts["done"]),
-                 accepted=counts["accepted"], rejected=len(rejected), inflated=counts["inflated"])
-
-    with atomic_path(out_zip) as tmp_zip:
-        writer = StyleGANZipWriter(tmp_zip)
-        results = ordered_map(
-            process, jobs(), n_workers, initializer=init_worker, initargs=(max_pixels,), threads=use_threads
-        )
-        try:
-            for res in results:
-                if stop():
-                    raise DatasetBuildCancelled()
-                counts["done"] += 1
-                verdict = (res.code, res.reason) if res.code else dedup.check(res.pixel_sha256, res.dhash, res.signature)
-                if verdict:
-                    rejected.append({"file": res.name, "code": verdict[0], "reason": verdict[1]})
-                else:
-                    dedup.add(res.pixel_sha256, res.dhash, res.name, res.signature)
-                    label = class_index[labels[res.name]] if class_names is not None else None
-                    thumbs.offer(writer.count, res.thumb)
-                    for variant, png in res.pngs:
-                        items.append({"image": writer.add(png, label), "source": res.name, "variant": variant})
-                    counts["accepted"] += 1
-                    counts["inflated"] += len(res.pngs) - 1
-                emit("processing")
-            if stop():
-                raise DatasetBuildCancelled()
-            if counts["accepted"] == 0:
-                reasons = Counter(r["code"] for r in rejected)
-                summary = ", ".join(f"{n} {code}" for code, n in reasons.most_common()) or "nothing decoded"
-                raise DatasetError(f"no usable images in {src.path}: {summary}")
-            emit("writing", force=True)
-            writer.close(class_names)
-        except WorkerCrashed as exc:
-            writer.abort()
-            raise DatasetError(f"dataset build failed: {exc}") from None
-        except BaseException:
-            writer.abort()
-            raise
-        finally:
-            results.close()
-            close_cached_zips()
+    src, rejected, class_names = _open_source(source, settings)
+    plan = _plan_workers(workers)
+    tally = _Tally(src, settings, rejected, class_names, progress)
+    images = _run_and_write(src, settings, plan, tally, class_names, should_stop or (lambda: False))
 
     if src.kind == "video":
-        src.video["frames_read"] = counts["done"]
-    elapsed = time.monotonic() - started
-    options = {
-        "resolution": resolution, "crop": crop, "background": "#%02x%02x%02x" % bg,
-        "allow_upscale": allow_upscale, "inflate": list(inflations), "labels_from_folders": labels_from_folders,
-        "fps": fps, "every_nth": every_nth, "seed": seed, "max_images": max_images,
-        "max_source_bytes": max_source_bytes, "max_pixels": max_pixels,
-        "near_duplicate_distance": near_duplicate_distance, "min_std": min_std, "workers": n_workers,
-    }
-    report = _make_report(out_zip, src, options, counts, writer.count, rejected, items, class_names, elapsed, note)
-    atomic_write_text(report_path, json.dumps(report, indent=1))
-    buf = io.BytesIO()
-    contact_sheet(thumbs.thumbnails()).save(buf, "PNG")
-    atomic_write_bytes(preview_path, buf.getvalue())
-    report["report_path"], report["preview_path"] = str(report_path), str(preview_path)
-    emit("done", force=True)
+        src.video["frames_read"] = tally.counts["done"]
+    report = _make_report(src, settings, plan, tally, images, class_names, time.monotonic() - started)
+    _write_report_and_preview(report, settings, tally)
+    report["report_path"], report["preview_path"] = str(settings.report_path), str(settings.preview_path)
+    tally.emit("done", force=True)
     return report

@@ -1,4 +1,6 @@
-"""Geometry and pixel statistics for dataset images: crop boxes, resizing, variants, hashes."""
+"""Geometry of dataset images: whether a source is big enough, the crop box, resizing to the
+output square and the inflation variants. (Duplicate hashes live in dedup, the blank-render
+check in worker.)"""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import numpy as np
 from PIL import Image
 
 from gan_core.data.errors import RejectedImage
-from gan_core.rules import CROP_MODES, INFLATIONS
 
 ZOOM_FACTOR = 1.25  # the 'zoom' variant shows the central 1/1.25 of the crop: mild, still on-subject
 # Pillow first shrinks by an integer factor (fast) down to 3x the target, then Lanczos from there.
@@ -67,34 +68,8 @@ def render_square(
     return np.asarray(canvas), np.asarray(fitted)
 
 
-def check_not_uniform(content: np.ndarray, min_std: float) -> None:
-    """Reject blank renders: every channel nearly constant."""
-    pixels = content.reshape(-1, content.shape[-1]).astype(np.float32)
-    if float(pixels.std(axis=0).max()) >= min_std:
-        return
-    mean = float(pixels.mean())
-    if mean <= 10:
-        raise RejectedImage("uniform", "all black (no detail)")
-    if mean >= 245:
-        raise RejectedImage("uniform", "all white (no detail)")
-    raise RejectedImage("uniform", f"uniform colour (std < {min_std:g})")
-
-
-def dhash(arr: np.ndarray) -> int:
-    """64-bit difference hash: is each of 8x8 cells brighter than its right neighbour."""
-    grey = Image.fromarray(arr).convert("L").resize((9, 8), Image.BILINEAR)
-    g = np.asarray(grey, dtype=np.int16)
-    bits = (g[:, 1:] > g[:, :-1]).flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
-
-
-def colour_signature(arr: np.ndarray) -> np.ndarray:
-    """16x16 RGB cell averages: confirms a dHash match (see dataset_dedup) with colour and place."""
-    return np.asarray(Image.fromarray(arr).resize((16, 16), Image.BOX), dtype=np.uint8)
-
-
 def apply_variant(arr: np.ndarray, name: str) -> np.ndarray:
-    """The array-only inflations (zoom needs the source image, see dataset_worker)."""
+    """The array-only inflations (zoom needs the source image, see worker)."""
     if name == "flip_h":
         return arr[:, ::-1]
     if name == "flip_v":

@@ -17,7 +17,6 @@ from gan_core.data.writer import default_side_paths
 from gan_core.rules import IMAGE_EXTENSIONS
 
 
-
 def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
@@ -116,10 +115,6 @@ class ZipDataset:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.num_channels, self.resolution, self.resolution)
-
-    @property
-    def image_names(self) -> list[str]:
-        return list(self._names)
 
     def _get_zip(self) -> zipfile.ZipFile:
         if self._zip is None or self._zip_pid != os.getpid():

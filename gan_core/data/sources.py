@@ -15,7 +15,6 @@ from gan_core.data.errors import DatasetError
 from gan_core.rules import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 
-
 @dataclass
 class Entry:
     name: str  # shown in the report

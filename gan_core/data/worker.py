@@ -4,7 +4,6 @@ per-process cache of open source zips."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import threading
@@ -14,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from gan_core.data import geometry as imagegeom
-from gan_core.data import decode as imageprep
+from gan_core.data import decode, geometry
+from gan_core.data.dedup import colour_signature, dhash, pixel_digest
 from gan_core.data.errors import RejectedImage
 
 THUMB_SIDE = 96
@@ -40,7 +39,6 @@ class PrepOptions:
 
 @dataclass
 class Job:
-    index: int
     name: str  # as shown in the report: relative path, zip member or video frame
     kind: str  # "file" | "zip" | "frame"
     ref: object  # path str | (zip path, member name) | uint8 HxWx3 frame
@@ -49,7 +47,6 @@ class Job:
 
 @dataclass
 class Result:
-    index: int
     name: str
     code: str | None = None  # None: accepted
     reason: str | None = None
@@ -90,19 +87,19 @@ def _zip_member_bytes(zip_path: str, member: str) -> bytes:
         raise RejectedImage("unreadable", f"cannot read from zip: {exc}") from None
 
 
-def _decode(job: Job) -> Image.Image:
+def _read_rgb(job: Job) -> Image.Image:
     """Read and decode to RGB; size checks use the header, before any pixel is decoded."""
     opt = job.options
     if job.kind == "frame":
         frame = job.ref
-        imagegeom.check_big_enough(frame.shape[1], frame.shape[0], opt.resolution, opt.crop, opt.allow_upscale)
+        geometry.check_big_enough(frame.shape[1], frame.shape[0], opt.resolution, opt.crop, opt.allow_upscale)
         return Image.fromarray(frame)
     source = _zip_member_bytes(*job.ref) if job.kind == "zip" else job.ref
-    im = imageprep.open_image(source, opt.max_pixels)
+    im = decode.open_image(source, opt.max_pixels)
     try:
-        imagegeom.check_big_enough(*imageprep.oriented_size(im), opt.resolution, opt.crop, opt.allow_upscale)
-        draft = int(opt.resolution * (imagegeom.ZOOM_FACTOR if "zoom" in opt.inflate else 1) + 1)
-        rgb = imageprep.decode_rgb(im, opt.background, draft_side=draft)
+        geometry.check_big_enough(*decode.oriented_size(im), opt.resolution, opt.crop, opt.allow_upscale)
+        draft = int(opt.resolution * (geometry.ZOOM_FACTOR if "zoom" in opt.inflate else 1) + 1)
+        rgb = decode.decode_rgb(im, opt.background, draft_side=draft)
     except BaseException:
         im.close()
         raise
@@ -122,36 +119,44 @@ def process(job: Job) -> Result:
     try:
         return _process(job)
     except RejectedImage as rej:
-        return Result(job.index, job.name, code=rej.code, reason=rej.reason)
+        return Result(job.name, code=rej.code, reason=rej.reason)
     except MemoryError:
-        return Result(job.index, job.name, code="too_large", reason="not enough memory to decode")
+        return Result(job.name, code="too_large", reason="not enough memory to decode")
     except (OSError, ValueError) as exc:  # e.g. a file removed or unreadable mid-build
-        return Result(job.index, job.name, code="unreadable", reason=f"cannot read: {exc}")
+        return Result(job.name, code="unreadable", reason=f"cannot read: {exc}")
     except Exception as exc:  # a decoder bug on one odd file must not end the whole build
-        return Result(job.index, job.name, code="unreadable", reason=f"cannot decode: {type(exc).__name__}: {exc}")
+        return Result(job.name, code="unreadable", reason=f"cannot decode: {type(exc).__name__}: {exc}")
+
+
+def check_not_uniform(content: np.ndarray, min_std: float) -> None:
+    """Reject blank renders: every channel nearly constant."""
+    pixels = content.reshape(-1, content.shape[-1]).astype(np.float32)
+    if float(pixels.std(axis=0).max()) >= min_std:
+        return
+    mean = float(pixels.mean())
+    if mean <= 10:
+        raise RejectedImage("uniform", "all black (no detail)")
+    if mean >= 245:
+        raise RejectedImage("uniform", "all white (no detail)")
+    raise RejectedImage("uniform", f"uniform colour (std < {min_std:g})")
 
 
 def _process(job: Job) -> Result:
     opt = job.options
-    im = _decode(job)
-    # Exact duplicates: SHA-256 of the decoded RGB pixels (+ size), so the same picture saved
-    # as PNG and as BMP counts as one; differently compressed JPEGs are left to the near check.
-    digest = hashlib.sha256(f"{im.width}x{im.height}:".encode() + im.tobytes()).hexdigest()
+    im = _read_rgb(job)
+    digest = pixel_digest(im)  # before cropping: exact duplicates are the same source picture
     # Crop boxes are computed on the decoded image (JPEG draft may have scaled it down).
-    box = imagegeom.crop_box(im.width, im.height, opt.crop, rng_key=f"{opt.seed}:{job.name}")
-    square, content = imagegeom.render_square(im, box, opt.resolution, opt.crop, opt.background)
-    imagegeom.check_not_uniform(content, opt.min_std)
-    result = Result(job.index, job.name, pixel_sha256=digest, dhash=imagegeom.dhash(square),
-                    signature=imagegeom.colour_signature(square))
+    box = geometry.crop_box(im.width, im.height, opt.crop, rng_key=f"{opt.seed}:{job.name}")
+    square, content = geometry.render_square(im, box, opt.resolution, opt.crop, opt.background)
+    check_not_uniform(content, opt.min_std)
+    result = Result(job.name, pixel_sha256=digest, dhash=dhash(square),
+                    signature=colour_signature(square))
     result.pngs.append(("original", _encode_png(square, opt.png_compress_level)))
     for variant in opt.inflate:
         if variant == "zoom":
-            zoomed, _ = imagegeom.render_square(
-                im, imagegeom.zoom_box(box), opt.resolution, opt.crop, opt.background
-            )
-            arr = zoomed
+            arr, _ = geometry.render_square(im, geometry.zoom_box(box), opt.resolution, opt.crop, opt.background)
         else:
-            arr = imagegeom.apply_variant(square, variant)
+            arr = geometry.apply_variant(square, variant)
         result.pngs.append((variant, _encode_png(arr, opt.png_compress_level)))
     side = min(THUMB_SIDE, opt.resolution)
     result.thumb = np.asarray(Image.fromarray(square).resize((side, side), Image.BILINEAR))

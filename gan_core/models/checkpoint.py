@@ -23,7 +23,6 @@ FORMAT_VERSION = 1
 METADATA_KEY = "latent_studio"
 PARTS = ("G_ema", "G", "D")
 _MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors spec's own limit
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
 class CheckpointError(ValueError):

@@ -276,11 +276,6 @@ def plain_data(value):
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-def unpickle_restricted(data: bytes) -> Any:
-    """Unpickle bytes with RestrictedUnpickler; every failure becomes LegacyPickleError."""
-    return _load_stream(io.BytesIO(data))
-
-
 def _load_stream(stream) -> Any:
     head = stream.read(4)
     stream.seek(0)

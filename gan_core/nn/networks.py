@@ -471,7 +471,7 @@ class DiscriminatorEpilogue(nn.Module):
         self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
-    def forward(self, x, img, cmap, force_fp32: bool = False):
+    def forward(self, x, img, cmap):
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == "skip":
             x = x + self.fromrgb(img.to(torch.float32))

@@ -29,7 +29,6 @@ class AdaController:
         self.r_t: float | None = None
         self._all_reduce = all_reduce
         self._sum: torch.Tensor | None = None  # kept on the logits' device: no sync per step
-        self._count: torch.Tensor | None = None
         self._steps = 0
 
     def accumulate(self, real_logits: torch.Tensor) -> None:

@@ -1,4 +1,7 @@
-"""TrainingConfig: every option of a training run, and the checks made before any work starts."""
+"""TrainingConfig: every option of a training run, and the checks made before any work starts.
+
+Modules that load torch are imported inside the checks that need them, so building and
+validating options (the server, the CLI) stays cheap."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from gan_core.fileio import atomic_write_text
 from gan_core.rules import AUG_MODES, AUGMENT_PIPELINES, PRESET_CHOICES, is_power_of_two
 
 KNOWN_METRICS = ("swd", "fid", "kid")
@@ -176,5 +180,4 @@ class TrainingConfig:
 
 
 def save_config(config: TrainingConfig, path) -> None:
-    from gan_core.fileio import atomic_write_text
     atomic_write_text(path, json.dumps(config.to_dict(), indent=1))

@@ -97,11 +97,3 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 def barrier() -> None:
     if is_active():
         dist.barrier()
-
-
-def broadcast_object(obj, src: int = 0):
-    if not is_active():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]

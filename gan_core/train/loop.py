@@ -10,20 +10,33 @@ steps and at the end. Knows nothing of Flask: the server talks to it through the
 from __future__ import annotations
 
 import copy
+import io
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
-from gan_core.train import distributed as dist_utils
-from gan_core.train.ada import AdaController
-from gan_core.train.augment import AugmentPipe
+from gan_core.data import ZipDataset
 from gan_core.device import resolve_device
 from gan_core.fileio import atomic_write_bytes
-from gan_core.train.loss import StyleGAN2Loss
+from gan_core.generate import image_grid
+from gan_core.models.checkpoint import load_network, save_network, save_training_state
+from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs
+from gan_core.train import distributed
+from gan_core.train.ada import AdaController
+from gan_core.train.augment import AugmentPipe
 from gan_core.train.config import TrainingConfig, TrainingConfigError, save_config
+from gan_core.train.loss import StyleGAN2Loss
+from gan_core.train.metrics import (
+    SlicedWassersteinDistance,
+    fid_from_features,
+    inception_features,
+    kernel_inception_distance,
+    load_inception,
+)
 from gan_core.train.snapshots import (
     STATE_FORMAT,
     capture_rng_state,
@@ -101,11 +114,9 @@ def _merge(base: dict, override: dict) -> dict:
 
 def _build_networks(config: TrainingConfig, facts: dict, device):
     """(G, D, G_ema, provenance) from the base checkpoint or a preset."""
-    from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs
     res, c_dim = facts["dataset"]["resolution"], facts["dataset"]["label_dim"]
     channels = facts["dataset"]["num_channels"]
     if config.base:
-        from gan_core.models.checkpoint import load_network
         available = facts["base"].get("parts") or ["G_ema"]
         parts = tuple(p for p in ("G_ema", "G", "D") if p in available)
         try:
@@ -163,8 +174,8 @@ def _make_optimizer(module, lr: float, reg_interval: int | None):
 
 def _finish_gradients(module) -> None:
     params = [p for p in module.parameters() if p.grad is not None]
-    if dist_utils.is_active():
-        dist_utils.average_gradients(params)
+    if distributed.is_active():
+        distributed.average_gradients(params)
     else:
         for p in params:  # one NaN/inf batch must not wreck the weights (reference does the same)
             torch.nan_to_num_(p.grad, nan=0, posinf=1e5, neginf=-1e5)
@@ -204,11 +215,6 @@ def _render(G_ema, z, c, batch: int = 16) -> np.ndarray:
 
 def _write_grid(path: Path, images: np.ndarray, cols: int) -> None:
     """Tile uint8 [N, H, W, C] into rows of `cols` and write a PNG atomically."""
-    import io
-
-    from PIL import Image
-
-    from gan_core.generate import image_grid
     grid = image_grid(images, cols)
     buf = io.BytesIO()
     Image.fromarray(grid[:, :, 0] if grid.shape[2] == 1 else grid).save(buf, format="PNG")
@@ -229,10 +235,8 @@ class _Metrics:
         reals = torch.stack([dataset[int(i)][0] for i in idx])  # uint8 [N, C, H, W]
         self._reals_nhwc = reals.permute(0, 2, 3, 1).numpy()
         if "swd" in self.names:
-            from gan_core.train.metrics import SlicedWassersteinDistance
             self._swd = SlicedWassersteinDistance(self._reals_nhwc, seed=seed)
         if "fid" in self.names or "kid" in self.names:
-            from gan_core.train.metrics import inception_features, load_inception
             self._detector = load_inception(device=device)
             self._real_feats = inception_features(self._detector, self._reals_nhwc, device=device)
 
@@ -247,7 +251,6 @@ class _Metrics:
         if self._swd is not None:
             out["swd"] = self._swd(fakes)["swd"]
         if "fid" in self.names or "kid" in self.names:
-            from gan_core.train.metrics import fid_from_features, inception_features, kernel_inception_distance
             feats = inception_features(self._detector, fakes, device=self.device)
             if "fid" in self.names:
                 out["fid"] = fid_from_features(self._real_feats, feats)
@@ -263,7 +266,7 @@ class _Run:
 
     def __init__(self, config: TrainingConfig, on_progress, should_stop):
         self.config, self.on_progress, self.should_stop = config, on_progress, should_stop
-        self.info = dist_utils.env_dist_info()
+        self.info = distributed.env_dist_info()
         facts = config.validate(world_size=self.info.world_size)
         self.facts = facts
         device = resolve_device(config.device)
@@ -271,7 +274,7 @@ class _Run:
             device = torch.device("cuda", self.info.local_rank)
             torch.cuda.set_device(device)
         self.device = device
-        self.owns_process_group = dist_utils.init_process_group(self.info, device)
+        self.owns_process_group = distributed.init_process_group(self.info, device)
         if device.type == "cuda" and config.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -290,7 +293,6 @@ class _Run:
 
     def setup(self) -> None:
         cfg, dev = self.config, self.device
-        from gan_core.data import ZipDataset
         self.dataset = ZipDataset(cfg.data, xflip=cfg.mirror)
         # Seed before building networks: same seed, same initial weights (rank 0's are broadcast).
         seed = cfg.seed * self.info.world_size + self.info.rank
@@ -310,7 +312,6 @@ class _Run:
         self.resumed_from = resume_entry
         self._skipped_list = state["skipped_snapshots"] if state is not None else []
         if state is not None:
-            from gan_core.nn.networks import build_discriminator, build_generator
             self.G = build_generator(state["G_kwargs"]).to(dev)
             self.D = build_discriminator(state["D_kwargs"]).to(dev)
             self.G_ema = build_generator(state["G_kwargs"]).to(dev)
@@ -322,7 +323,7 @@ class _Run:
         else:
             self.G, self.D, self.G_ema, self.provenance = _build_networks(cfg, self.facts, dev)
             for net in (self.G, self.D, self.G_ema):  # every rank starts from rank 0's weights
-                dist_utils.broadcast_module(net)
+                distributed.broadcast_module(net)
         if self.G.img_resolution != self.res:
             raise TrainingConfigError(
                 f"the run's networks make {self.G.img_resolution} px images but the dataset is {self.res} px")
@@ -346,7 +347,7 @@ class _Run:
         self.ada = None
         if cfg.aug == "ada":
             self.ada = AdaController(cfg.batch, target=cfg.ada_target, ada_kimg=cfg.ada_kimg, p=cfg.aug_p,
-                                     all_reduce=dist_utils.all_reduce_sum)
+                                     all_reduce=distributed.all_reduce_sum)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, r1_gamma=self.gamma,
                                   style_mixing_prob=cfg.style_mixing, pl_weight=cfg.pl_weight)
         if cfg.compile and dev.type == "cuda":
@@ -449,10 +450,9 @@ class _Run:
     # -------------------------------------------------------------- snapshots
 
     def snapshot(self) -> dict | None:
-        dist_utils.barrier()
+        distributed.barrier()
         entry = None
         if self.info.is_main:
-            from gan_core.models.checkpoint import save_network, save_training_state
             files = snapshot_files(self.run_dir, self.step)
             kimg = self.nimg / 1000
             meta = {"dataset": self.facts["dataset"], "training": self.config.to_dict(), "step": self.step,
@@ -466,7 +466,7 @@ class _Run:
             self.log({"event": "snapshot", "step": self.step, "kimg": kimg, "network": entry["network"],
                       "state": entry["state"], "grid": entry["grid"],
                       **metrics})
-        dist_utils.barrier()
+        distributed.barrier()
         return entry
 
     def _state_dict(self) -> dict:
@@ -487,9 +487,9 @@ class _Run:
 
     def _stop_requested(self) -> bool:
         flag = bool(self.should_stop()) if (self.should_stop is not None and self.info.is_main) else False
-        if dist_utils.is_active():  # every rank must agree, or the collectives would hang
+        if distributed.is_active():  # every rank must agree, or the collectives would hang
             t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-            flag = bool(dist_utils.all_reduce_sum(t).item() > 0)
+            flag = bool(distributed.all_reduce_sum(t).item() > 0)
         return flag
 
     def run(self) -> dict:
@@ -507,7 +507,7 @@ class _Run:
                   **{k: v for k, v in self.provenance.items() if k in ("preset", "base")}})
         if self.resumed_from is not None:
             self.log({"event": "resumed", "step": self.step, "kimg": self.nimg / 1000,
-                      "skipped_snapshots": [s["step"] for s in self._skipped()]})
+                      "skipped_snapshots": [s["step"] for s in self._skipped_list]})
         if self._unusable:
             self.log({"event": "resume_failed", "step": 0, "skipped_snapshots": self._unusable})
         last_snapshot = self.step if self.resumed_from is not None else None
@@ -553,9 +553,6 @@ class _Run:
         self.log(summary)
         return summary
 
-    def _skipped(self):
-        return getattr(self, "_skipped_list", [])
-
 
 def train(config: TrainingConfig, on_progress=None, should_stop=None) -> dict:
     """Train (or resume) the run in `config.run_dir`; returns the "done" summary.
@@ -575,4 +572,4 @@ def train(config: TrainingConfig, on_progress=None, should_stop=None) -> dict:
         if ds is not None:
             ds.close()
         if run.owns_process_group:
-            dist_utils.destroy_process_group()
+            distributed.destroy_process_group()

@@ -123,7 +123,6 @@ class SlicedWassersteinDistance:
             mean, std = desc.mean(0, keepdim=True), desc.std(0, keepdim=True).clamp_min(1e-8)
             self._stats.append((mean, std))
             self._real.append((desc - mean) / std)
-        self.num_images = real.shape[0]
 
     def __call__(self, fake_images) -> dict:
         fake = _as_float_images(fake_images)
@@ -136,11 +135,6 @@ class SlicedWassersteinDistance:
             desc = (patch_descriptors(level, self.patches_per_image, self.patch_size, gen) - mean) / std
             per_level.append(sliced_wasserstein(real_desc, desc, self.num_projections, self.repeats, gen))
         return {"swd": float(np.mean(per_level)), "swd_levels": per_level}
-
-
-def sliced_wasserstein_distance(real_images, fake_images, **kwargs) -> dict:
-    """One-shot SWD between two image sets (uint8 NHWC or float NCHW in [-1, 1])."""
-    return SlicedWassersteinDistance(real_images, **kwargs)(fake_images)
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gan_core.fileio import atomic_write_text
+from gan_core.models.checkpoint import load_network, load_training_state
 
 SNAPSHOT_DIR = "snapshots"
 INDEX_NAME = "index.json"
@@ -101,18 +102,16 @@ def record_snapshot(run_dir, step: int, kimg: float, metrics: dict | None = None
 
 
 def _check_network(path: Path) -> None:
-    from gan_core.models.checkpoint import load_network
     if not path.is_file():
         raise FileNotFoundError(f"network file missing: {path.name}")
     load_network(path, device="cpu", parts=("G_ema",))  # reads every tensor: truncation shows
 
 
-def load_resumable(run_dir, device="cpu") -> tuple[dict, dict] | tuple[None, None]:
+def load_resumable(run_dir) -> tuple[dict, dict] | tuple[None, None]:
     """(entry, state) of the newest snapshot whose network and state both load, else (None, None).
 
     Skipped (damaged) snapshots are listed in state["skipped_snapshots"] for the log.
     """
-    from gan_core.models.checkpoint import load_training_state
     skipped = []
     for entry in reversed(list_snapshots(run_dir)):
         try:

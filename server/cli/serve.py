@@ -96,6 +96,7 @@ def run_serve(args) -> int:
     from gan_core import __version__
     from server.app import create_app
     from server.config import ServerConfig
+    from server.state import EXTENSION_KEY
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     explicit_token = args.token or os.environ.get(TOKEN_ENV) or None
@@ -104,7 +105,7 @@ def run_serve(args) -> int:
     config = ServerConfig.from_args(args)
     probe_port(config.host, config.port)
     app = create_app(config)
-    state = app.extensions["latent"]
+    state = app.extensions[EXTENSION_KEY]
 
     try:
         server = create_server(

@@ -16,11 +16,10 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-from ..db import Database
-from ..state import ServerState
-from . import store
-from .params import PrepareParams
-from .safe_zip import UnsafeZipError, ZipLimits, extract_zip
+from server.datasets import store
+from server.datasets.safe_zip import UnsafeZipError, ZipLimits, extract_zip
+from server.db import Database
+from server.state import ServerState
 
 log = logging.getLogger(__name__)
 
@@ -138,16 +137,15 @@ class PreparationRunner:
         self._lock = threading.Lock()
         state.add_shutdown_hook(self.stop_all)
 
-    def start(self, dataset_id: str, params: PrepareParams) -> None:
-        """Caller has already moved the row to 'preparing'."""
-        config = self.state.config
+    def start(self, dataset_id: str, params: dict) -> None:
+        """Caller has already checked `params` (run_preparation's keys) and moved the row to 'preparing'."""
         folder = store.dataset_dir(self.state, dataset_id)
         for stale in (store.DATASET_ZIP, store.REPORT_JSON, store.PREVIEW_PNG):
             (folder / stale).unlink(missing_ok=True)
-        limits = asdict(ZipLimits(config.max_zip_entries, config.max_compression_ratio, config.max_extracted_bytes, config.max_images))
+        limits = asdict(ZipLimits.from_config(self.state.config))
         process = self._context.Process(
             target=run_preparation,
-            args=(str(self.state.db.path), dataset_id, str(folder), params.to_json(), limits),
+            args=(str(self.state.db.path), dataset_id, str(folder), params, limits),
             name=f"prepare-{dataset_id}",
             # Not daemonic: a daemonic process may not start children, and build_dataset
             # decodes images in worker processes. stop_all() terminates it on shutdown.
@@ -161,11 +159,6 @@ class PreparationRunner:
         with self._lock:
             self._processes[dataset_id] = process
         threading.Thread(target=self._reap, args=(dataset_id, process), name=f"reap-{dataset_id}", daemon=True).start()
-
-    def is_running(self, dataset_id: str) -> bool:
-        with self._lock:
-            process = self._processes.get(dataset_id)
-        return process is not None and process.is_alive()
 
     def _reap(self, dataset_id: str, process) -> None:
         process.join()

@@ -16,7 +16,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+from gan_core.rules import IMAGE_EXTENSIONS  # what the dataset builder reads
+
 # Small entries may legitimately compress very well (flat renders, JSON); ratios only matter
 # once the expanded size could hurt.
 RATIO_MIN_BYTES = 1 << 20
@@ -39,6 +40,11 @@ class ZipLimits:
     max_compression_ratio: float = 200.0
     max_total_bytes: int = 20 * 10**9
     max_images: int = 25000
+
+    @classmethod
+    def from_config(cls, config) -> "ZipLimits":
+        """The limits a server's settings (server.config.ServerConfig) ask for."""
+        return cls(config.max_zip_entries, config.max_compression_ratio, config.max_extracted_bytes, config.max_images)
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ def inspect_zip(path: str | Path, limits: ZipLimits) -> ZipSummary:
         files += 1
         total += info.file_size
         compressed += info.compress_size
-        if not is_junk(parts) and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_SUFFIXES:
+        if not is_junk(parts) and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS:
             images += 1
 
     if total > limits.max_total_bytes:
@@ -125,7 +131,7 @@ def inspect_zip(path: str | Path, limits: ZipLimits) -> ZipSummary:
     if images > limits.max_images:
         raise UnsafeZipError("too_many_images", f"the zip holds {images} images; the limit is {limits.max_images}")
     if images == 0:
-        raise UnsafeZipError("no_images", f"the zip holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UnsafeZipError("no_images", f"the zip holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     return ZipSummary(entries=len(infos), files=files, images=images, total_bytes=total, compressed_bytes=compressed)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
-from ..db import Database
+from server.db import Database
+from server.timestamps import now_iso
 
 STATES = ("uploaded", "preparing", "ready", "failed")
 ID_PATTERN = re.compile(r"^[0-9a-f]{12}$")
@@ -36,10 +36,6 @@ DATASET_ZIP = "dataset.zip"
 REPORT_JSON = "report.json"
 PREVIEW_PNG = "preview.png"
 WORK_DIR = "work"
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def init_schema(db: Database) -> None:

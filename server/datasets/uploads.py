@@ -20,10 +20,10 @@ from flask import request
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from ..errors import ApiError
-from ..state import ServerState
-from . import store
-from .safe_zip import UnsafeZipError, ZipLimits, inspect_zip
+from server.datasets import store
+from server.datasets.safe_zip import UnsafeZipError, ZipLimits, inspect_zip
+from server.errors import ApiError, bad_request, invalid_input
+from server.state import ServerState
 
 READ_CHUNK = 1 << 16
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and a short name field
@@ -40,15 +40,15 @@ def uploads_dir(state: ServerState) -> Path:
 
 
 def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "upload_too_large", f"the upload is larger than this server's limit of {limit} bytes")
+    return ApiError(413, "payload_too_large", f"the upload is larger than this server's limit of {limit} bytes")
 
 
 def clean_name(raw: str | None, fallback: str) -> str:
     name = unicodedata.normalize("NFC", (raw or "").strip()) or fallback
     if len(name) > MAX_NAME_CHARS:
-        raise ApiError(422, "invalid_name", f"the dataset name is longer than {MAX_NAME_CHARS} characters")
+        raise invalid_input(f"the dataset name is longer than {MAX_NAME_CHARS} characters")
     if any(unicodedata.category(c).startswith("C") for c in name):
-        raise ApiError(422, "invalid_name", "the dataset name contains control characters")
+        raise invalid_input("the dataset name contains control characters")
     return name
 
 
@@ -85,18 +85,18 @@ def _copy_multipart(stream, boundary: bytes, writer: _CappedWriter) -> tuple[str
             try:
                 event = decoder.next_event()
             except ValueError as exc:
-                raise ApiError(400, "bad_multipart", f"the multipart body is malformed: {exc}") from exc
+                raise bad_request(f"the multipart body is malformed: {exc}") from exc
             if isinstance(event, NeedData):
                 break
             if isinstance(event, (File, Field)):
                 current = event.name
                 if current == "file":  # a File part normally; a plain Field when sent without a filename
                     if found_file:
-                        raise ApiError(400, "bad_multipart", "send exactly one 'file' part")
+                        raise bad_request("send exactly one 'file' part")
                     found_file = True
                     filename = event.filename if isinstance(event, File) else None
                 elif isinstance(event, File):
-                    raise ApiError(400, "missing_file", f"send the zip in form field 'file' (got a file in field {current!r})")
+                    raise bad_request(f"send the zip in form field 'file' (got a file in field {current!r})")
                 else:
                     fields[current] = bytearray()
             elif isinstance(event, Data):
@@ -105,14 +105,14 @@ def _copy_multipart(stream, boundary: bytes, writer: _CappedWriter) -> tuple[str
                 elif current is not None:
                     fields[current] += event.data
                     if len(fields[current]) > MAX_FIELD_BYTES:
-                        raise ApiError(400, "bad_multipart", f"form field {current!r} is too long")
+                        raise bad_request(f"form field {current!r} is too long")
             elif isinstance(event, Epilogue):
                 finished = True
                 break
         if not chunk and not finished:
-            raise ApiError(400, "bad_multipart", "the multipart body ended before its closing boundary")
+            raise bad_request("the multipart body ended before its closing boundary")
     if not found_file:
-        raise ApiError(400, "missing_file", "the multipart body has no 'file' field holding the zip")
+        raise bad_request("the multipart body has no 'file' field holding the zip")
     name = bytes(fields["name"]).decode("utf-8", "replace") if "name" in fields else None
     return name, filename
 
@@ -152,23 +152,17 @@ def receive_dataset_upload(state: ServerState) -> dict:
             if multipart:
                 boundary = options.get("boundary")
                 if not boundary:
-                    raise ApiError(400, "bad_multipart", "multipart/form-data without a boundary")
+                    raise bad_request("multipart/form-data without a boundary")
                 field_name, filename = _copy_multipart(request.stream, boundary.encode("latin-1"), writer)
             else:
                 _copy_raw(request.stream, writer)
                 field_name, filename = None, None
         if writer.count == 0:
-            raise ApiError(400, "empty_upload", "the upload is empty: send a zip of images")
+            raise bad_request("the upload is empty: send a zip of images")
         fallback = Path(filename.replace("\\", "/")).stem if filename else "dataset"
         name = clean_name(field_name or query_name, fallback)
-        limits = ZipLimits(
-            max_entries=config.max_zip_entries,
-            max_compression_ratio=config.max_compression_ratio,
-            max_total_bytes=config.max_extracted_bytes,
-            max_images=config.max_images,
-        )
         try:
-            summary = inspect_zip(tmp, limits)
+            summary = inspect_zip(tmp, ZipLimits.from_config(config))
         except UnsafeZipError as exc:
             raise ApiError(exc.status, exc.code, str(exc)) from exc
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 
+BATCH = 8  # images or walk frames per device-lock hold: how long anyone else may have to wait
 _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 

@@ -11,8 +11,11 @@ from collections import OrderedDict
 from pathlib import Path
 
 
+DEFAULT_CAPACITY = 3  # generators kept loaded at once (each holds its weights in memory)
+
+
 class ModelCache:
-    def __init__(self, capacity: int = 3, device: str = "auto", loader=None):
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, device: str = "auto", loader=None):
         if capacity < 1:
             raise ValueError("model cache capacity must be at least 1")
         self.capacity = capacity

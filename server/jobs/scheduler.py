@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import states, store, worker
+from server.jobs import states, store, worker
 
 log = logging.getLogger(__name__)
 TICK_S = 0.5

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from server.config import API_PREFIX
 from server.db import Database
-
-from . import states
+from server.jobs import states
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -263,7 +263,7 @@ def list_job_models(state) -> list[dict]:
             "name": f"{job['title']} (step {step})",
             "kind": "job",
             "resolution": _snapshot_resolution(snap["network"], job),
-            "thumbnail_url": f"/api/v1/jobs/{job['id']}/snapshots/{step}/grid.png",
+            "thumbnail_url": f"{API_PREFIX}/jobs/{job['id']}/snapshots/{step}/grid.png",
             "thumbnail_path": str(snap["grid"]) if snap["grid"] else None,
             "path": str(snap["network"]),
         })

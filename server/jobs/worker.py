@@ -16,7 +16,8 @@ import time
 import traceback
 from pathlib import Path
 
-from . import states, store
+from server.filelock import FileLock
+from server.jobs import states, store
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
@@ -26,39 +27,6 @@ EXIT_ORPHANED = 4  # the server died; a restarted server resumes the job
 WATCH_INTERVAL_S = 0.5
 PROGRESS_MIN_INTERVAL_S = 1.0
 LOCK_WAIT_S = 300.0
-
-
-class _RunDirLock:
-    """An exclusive OS lock on the job directory, released by the kernel if we die.
-
-    A worker orphaned by a crashed server may still be writing its final snapshot when
-    the restarted server starts the next attempt; the lock makes the new one wait.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.fh = None
-
-    def acquire(self, timeout: float) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.path, "a+b")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if os.name == "nt":
-                    import msvcrt
-
-                    self.fh.seek(0)
-                    msvcrt.locking(self.fh.fileno(), msvcrt.LK_NBLCK, 1)
-                else:
-                    import fcntl
-
-                    fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except OSError:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.2)
 
 
 class _Watcher(threading.Thread):
@@ -160,7 +128,9 @@ def run_worker(payload: dict) -> None:
 def _run(payload: dict) -> int:
     job_id, attempt, db_file = payload["job_id"], payload["attempt"], payload["db_file"]
     job_dir = Path(payload["job_dir"])
-    lock = _RunDirLock(job_dir / "worker.lock")
+    # A worker orphaned by a crashed server may still be writing its final snapshot when the
+    # restarted server starts the next attempt: this lock on the job directory makes us wait.
+    lock = FileLock(job_dir / "worker.lock")
     if not lock.acquire(LOCK_WAIT_S):
         _record_error(db_file, job_id, attempt, "another worker still holds this job's run directory")
         return EXIT_FAILED

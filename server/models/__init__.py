@@ -1,1 +1,2 @@
-"""Models resource: what a training job can start from (scratch, checkpoints, imported pickles, finished jobs)."""
+"""Base models: the library listing (scratch, checkpoints and imported pickles in
+data_dir/models, finished jobs' snapshots) and what a request's `model` refers to."""

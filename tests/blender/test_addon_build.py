@@ -8,7 +8,7 @@ import pytest
 
 from server.addon_build import build_addon
 
-from .harness import run_blender
+from tests.support.blender import run_blender
 
 pytestmark = pytest.mark.blender
 

@@ -8,37 +8,22 @@ function the timer runs).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from server.addon_build import build_addon
-
-from .harness import run_blender
+from tests.support.blender import run_blender
+from tests.support.server_process import start_server, stop_server
 
 pytestmark = [pytest.mark.blender, pytest.mark.e2e, pytest.mark.slow]
 
 MOD = "bl_ext.user_default.latent_studio"
-E2E_CONFTEST = Path(__file__).resolve().parents[1] / "e2e" / "conftest.py"
-SERVER_APP = Path(__file__).resolve().parents[2] / "server" / "app.py"
-
-
-def _server_helpers():
-    if not E2E_CONFTEST.is_file() or not SERVER_APP.is_file():
-        pytest.skip("the real server (server/app.py) or its fixture tests/e2e/conftest.py is missing")
-    spec = importlib.util.spec_from_file_location("latent_e2e_server_helpers", E2E_CONFTEST)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def real_server(tmp_path_factory):
-    helpers = _server_helpers()
-    server = helpers.start_server(tmp_path_factory.mktemp("addon-e2e") / "data")
+    server = start_server(tmp_path_factory.mktemp("addon-e2e") / "data")
     yield server
-    helpers.stop_server(server.process)
+    stop_server(server.process)
 
 
 def test_renders_to_dataset_training_generation_and_walk(real_server, tmp_path):

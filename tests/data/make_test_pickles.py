@@ -6,7 +6,7 @@ The reference snapshot pickles its modules through
 name (a pure-Python Pickler whose `save_global` knows a few stand-ins), while tensors and
 numpy scalars are pickled by torch/numpy themselves, exactly as in a real snapshot.
 Nothing here is imported by the library; it only produces test inputs. The tests load
-this file by path (tests/data is not a package): see `load_writer` in test_legacy.py.
+this file by path (tests/data is not a package): see tests/support/legacy_fixture.py.
 """
 
 from __future__ import annotations

@@ -1,151 +1,21 @@
-"""The server platform over real HTTP: auth, JSON errors, OpenAPI, token handling, serve's rules."""
+"""The server as a real process: restarts keep the token and recover cut-short work, and
+`latent-studio serve`'s own rules (binding, token, port, device). Everything a test client
+can check in-process is in tests/unit/server/test_platform.py."""
 
 from __future__ import annotations
 
 import os
-import re
+import sqlite3
 import stat
 import subprocess
 import sys
 
 import pytest
 import requests
-from flask import Flask
 
-from server.cli.serve import is_loopback
-from server.config import ServerConfig
-from server.errors import ApiError, register_error_handlers
-from server.openapi import build_openapi, rule_to_openapi_path
+from tests.support.server_process import stop_server
 
 pytestmark = pytest.mark.e2e
-HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
-
-
-def assert_json_error(response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.content
-    assert response.headers["Content-Type"].startswith("application/json"), response.headers["Content-Type"]
-    body = response.json() if callable(response.json) else response.json  # requests vs Flask test client
-    error = body["error"]
-    assert set(error) == {"code", "message"} and error["message"]
-    if code:
-        assert error["code"] == code, error
-    return error
-
-
-def test_health_needs_no_token_and_reports_the_device(live_server):
-    r = requests.get(live_server.api("health"), timeout=10)
-    assert r.status_code == 200
-    body = r.json()
-    assert body["status"] == "ok" and body["version"] and body["device"] == "cpu" and body["device_name"] == "CPU"
-
-
-@pytest.mark.parametrize("header", [None, "Bearer ", "Bearer wrong-token-0123456789", "Basic dXNlcjpwYXNz", "token-without-scheme"])
-def test_missing_or_wrong_token_is_401_json(live_server, header):
-    headers = {"Authorization": header} if header is not None else {}
-    for path in ("datasets", "models", "openapi.json", "jobs", "no-such-route"):
-        r = requests.get(live_server.api(path), headers=headers, timeout=10)
-        assert_json_error(r, 401, "unauthorized")
-        assert r.headers["WWW-Authenticate"].startswith("Bearer")
-
-
-def test_right_token_is_accepted(live_server):
-    r = requests.get(live_server.api("datasets"), headers=live_server.headers, timeout=10)
-    assert r.status_code == 200 and r.json() == []
-
-
-def test_unknown_route_and_wrong_method_are_json(live_server):
-    assert_json_error(requests.get(live_server.api("no-such-thing"), headers=live_server.headers, timeout=10), 404, "not_found")
-    r = requests.delete(live_server.api("openapi.json"), headers=live_server.headers, timeout=10)
-    assert_json_error(r, 405, "method_not_allowed")
-    assert "GET" in r.headers["Allow"]
-    assert_json_error(requests.get(live_server.base_url + "/", headers=live_server.headers, timeout=10), 404, "not_found")
-
-
-def test_openapi_document_over_http(live_server):
-    r = requests.get(live_server.api("openapi.json"), headers=live_server.headers, timeout=10)
-    assert r.status_code == 200
-    doc = r.json()
-    assert doc["openapi"].startswith("3.") and doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
-    for path in ("/api/v1/health", "/api/v1/datasets", "/api/v1/datasets/{dataset_id}/prepare", "/api/v1/models", "/api/v1/jobs"):
-        assert path in doc["paths"], path
-    assert doc["paths"]["/api/v1/health"]["get"]["security"] == []
-
-
-def test_openapi_document_and_url_map_agree_both_ways(tmp_path):
-    from server.app import create_app
-
-    app = create_app(ServerConfig(data_dir=tmp_path / "data", device="cpu"))
-    routed = {
-        (rule_to_openapi_path(rule.rule), method.lower())
-        for rule in app.url_map.iter_rules()
-        for method in rule.methods & HTTP_METHODS
-    }
-    doc = build_openapi(app)
-    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops if method in {m.lower() for m in HTTP_METHODS}}
-    assert routed - documented == set(), "routes missing from the OpenAPI document"
-    assert documented - routed == set(), "documented operations with no route"
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            assert op.get("responses"), f"{method.upper()} {path} documents no responses"
-            for name in (p["name"] for p in op.get("parameters", []) if p["in"] == "path"):
-                assert "{" + name + "}" in path
-
-
-def test_every_documented_route_but_health_needs_the_token(live_server):
-    doc = requests.get(live_server.api("openapi.json"), headers=live_server.headers, timeout=10).json()
-    checked = 0
-    for path, ops in doc["paths"].items():
-        url = live_server.base_url + re.sub(r"\{[^}]+\}", "1", path)
-        for method in ops:
-            r = requests.request(method.upper(), url, timeout=10)
-            if path == "/api/v1/health":
-                assert r.status_code == 200
-            else:
-                assert_json_error(r, 401, "unauthorized")
-                checked += 1
-    assert checked >= 20  # the whole API, not an empty document
-
-
-def test_openapi_merge_refuses_undocumented_or_doubly_documented_blueprints():
-    from flask import Blueprint
-
-    app = Flask(__name__)
-    app.register_blueprint(Blueprint("nodoc", "tests.e2e.no_such_module"))
-    with pytest.raises(RuntimeError, match="OPENAPI_PATHS"):
-        build_openapi(app)
-    app = Flask(__name__)
-    app.register_blueprint(Blueprint("health", "server.blueprints.health"))
-    app.register_blueprint(Blueprint("again", "server.blueprints.health"))
-    with pytest.raises(RuntimeError, match="documented twice"):
-        build_openapi(app)
-
-
-def test_rule_to_openapi_path():
-    assert rule_to_openapi_path("/a/<int:step>/b/<path:model_id>/<x>") == "/a/{step}/b/{model_id}/{x}"
-
-
-def test_every_error_kind_becomes_json():
-    app = Flask(__name__)
-    register_error_handlers(app)
-
-    @app.get("/api-error")
-    def api_error():
-        raise ApiError(409, "busy", "it is busy")
-
-    @app.get("/value-error")
-    def value_error():
-        raise ValueError("resolution must be a power of two")
-
-    @app.get("/crash")
-    def crash():
-        raise KeyError("secret internal detail")
-
-    client = app.test_client()
-    assert_json_error(client.get("/api-error"), 409, "busy")
-    assert client.get("/value-error").get_json()["error"] == {"code": "invalid_input", "message": "resolution must be a power of two"}
-    r = client.get("/crash")
-    assert_json_error(r, 500, "internal_error")
-    assert "secret internal detail" not in r.get_data(as_text=True) and "Traceback" not in r.get_data(as_text=True)
 
 
 def test_restart_keeps_the_token_and_recovers_interrupted_dataset_work(server_factory, tmp_path):
@@ -154,14 +24,10 @@ def test_restart_keeps_the_token_and_recovers_interrupted_dataset_work(server_fa
     token_file = data / "token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert len(first.token) >= 32
-    from tests.e2e.conftest import stop_server
-
     assert stop_server(first.process) == 0  # SIGTERM is a clean stop
     log = first.log()
     assert first.token in log and str(data) in log and f"{first.base_url}/api/v1" in log and "Blender extension" in log
     # While stopped: a preparation the stop cut short, its half-extracted sources, a day-old upload temp file.
-    import sqlite3
-
     with sqlite3.connect(data / "latent-studio.sqlite3") as conn:
         conn.execute("INSERT INTO datasets (id, name, state, progress, source_bytes, source_images, created_at, updated_at)"
                      " VALUES ('0123456789ab', 'cut', 'preparing', 0.4, 1, 1, 'x', 'x')")
@@ -235,35 +101,10 @@ def test_unavailable_device_is_a_clear_error(tmp_path):
     assert proc.returncode == 1 and "CUDA is not available" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_loopback_detection():
-    assert is_loopback("127.0.0.1") and is_loopback("127.0.0.5") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback("my-host.local")
-
-
-@pytest.mark.parametrize("bad", [{"max_upload_bytes": 0}, {"max_images": -1}, {"workers": 0}, {"max_compression_ratio": 1}, {"port": 70000}])
-def test_config_refuses_nonsense(tmp_path, bad):
-    with pytest.raises(ValueError):
-        ServerConfig(data_dir=tmp_path, **bad)
-
-
-def test_config_data_dir_default_follows_the_environment(tmp_path, monkeypatch):
-    import argparse
-
-    monkeypatch.setenv("LATENT_STUDIO_DATA", str(tmp_path / "from-env"))
-    config = ServerConfig.from_args(argparse.Namespace(data_dir=None, host="127.0.0.1", port=None, token=None, workers=None))
-    assert config.data_dir == (tmp_path / "from-env").resolve() and config.port == 7860 and config.workers == 1
-
-
-def test_token_file_rules(tmp_path):
-    from server.auth import TokenError, load_or_create_token
-
-    path = tmp_path / "token"
-    made = load_or_create_token(path)
-    assert path.read_text().strip() == made and stat.S_IMODE(path.stat().st_mode) == 0o600
-    os.chmod(path, 0o644)
-    assert load_or_create_token(path) == made and stat.S_IMODE(path.stat().st_mode) == 0o600  # tightened again
-    assert load_or_create_token(path, "explicit-token-0123456789") == "explicit-token-0123456789"
-    assert path.read_text().strip() == "explicit-token-0123456789"
-    path.write_text("short\n")
-    with pytest.raises(TokenError):
-        load_or_create_token(path)
+def test_a_second_server_on_the_same_data_dir_serves_but_runs_no_queue(server_factory, tmp_path):
+    data = tmp_path / "shared"
+    first = server_factory(tmp_path, data_dir=data)
+    second = server_factory(tmp_path, data_dir=data)
+    assert "another server runs the job queue" in second.log()
+    assert "another server runs the job queue" not in first.log()
+    assert requests.get(second.api("jobs"), headers=second.headers, timeout=10).json() == {"jobs": []}

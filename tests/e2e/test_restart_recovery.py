@@ -19,7 +19,8 @@ from PIL import Image
 
 from gan_core.train.loop import list_snapshots
 
-from .jobs_support import api_get, api_post, create_job, prepared_dataset, wait_job
+from tests.support.http import api_get, api_post
+from tests.support.jobs import create_job, prepared_dataset, wait_job, write_tiny_base_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -174,11 +175,9 @@ def test_walk_cut_short_by_a_crash_resumes_and_keeps_its_frames(server_factory, 
     from gan_core.generate import ModelRunner
     from gan_core.latent import Waypoint
 
-    from .test_generate_api import _write_base_model
-
     data_dir = tmp_path / "data"
     (data_dir / "models").mkdir(parents=True)
-    model_path = _write_base_model(data_dir / "models" / "tinybase.safetensors")
+    model_path = write_tiny_base_model(data_dir / "models" / "tinybase.safetensors")
     server = server_factory(tmp_path, data_dir=data_dir)
     assert api_get(server, "/models").status_code == 200
     keys = [{"frame": 0, "seed": 1}, {"frame": 1500, "seed": 2}, {"frame": 2999, "seed": 3}]

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .jobs_support import api_get, create_job, finished, prepared_dataset, wait_job
+from tests.support.http import api_get
+from tests.support.jobs import create_job, finished, prepared_dataset, wait_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

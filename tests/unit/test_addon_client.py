@@ -1,45 +1,25 @@
-"""addon/client.py (and the bpy-free work functions) against a tiny real HTTP server.
-
-The add-on's client must import no bpy, so it is loaded here as a plain module from the
-addon/ folder without running the package's __init__ (which registers Blender classes).
-"""
+"""addon/core/client.py (and the bpy-free work functions) against a tiny real HTTP server."""
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import types
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-ADDON_DIR = Path(__file__).resolve().parents[2] / "addon"
-PKG = "latent_addon_nobpy"
-
-
-def load(name):
-    if PKG not in sys.modules:
-        pkg = types.ModuleType(PKG)
-        pkg.__path__ = [str(ADDON_DIR)]
-        sys.modules[PKG] = pkg
-    return importlib.import_module(f"{PKG}.{name}")
-
-
-client_mod = load("client")
-tasks_mod = load("tasks")
-work_mod = load("work")
-ClientError = client_mod.ClientError
-LatentClient = client_mod.LatentClient
+from addon.core import client as client_mod
+from addon.core import tasks as tasks_mod
+from addon.core import work as work_mod
+from addon.core.client import ROUTES, ClientError, LatentClient
+from addon.core.formatting import describe_health, summarize_report
 
 
 class FakeServer:
@@ -47,6 +27,7 @@ class FakeServer:
 
     def __init__(self):
         self.routes = {}
+        self.fallback = None  # fn for requests no route matches (None: a 404)
         self.requests = []
         outer = self
 
@@ -62,7 +43,7 @@ class FakeServer:
                 body = self.rfile.read(length) if length else b""
                 outer.requests.append({"method": method, "path": parts.path, "query": parse_qs(parts.query),
                                        "headers": dict(self.headers), "body": body})
-                fn = outer.routes.get((method, parts.path))
+                fn = outer.routes.get((method, parts.path)) or outer.fallback
                 if fn is None:
                     status, headers, data = 404, {"Content-Type": "application/json"}, json.dumps(
                         {"error": {"code": "not_found", "message": f"no route {parts.path}"}}).encode()
@@ -114,19 +95,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_worker_side_modules_import_no_bpy():
-    """client/tasks/work run on worker threads and in plain Python: importing them pulls in no bpy."""
-    code = (
-        "import sys, types, importlib\n"
-        f"pkg = types.ModuleType({PKG!r}); pkg.__path__ = [{str(ADDON_DIR)!r}]; sys.modules[{PKG!r}] = pkg\n"
-        f"[importlib.import_module({PKG!r} + '.' + n) for n in ('client', 'tasks', 'work')]\n"
-        "print(sorted(m for m in sys.modules if m == 'bpy' or m.startswith('bpy.')))\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
-
-
 def test_connection_refused_is_a_clear_error():
     c = LatentClient(f"http://127.0.0.1:{free_port()}", timeout=2)
     with pytest.raises(ClientError, match="Cannot connect to the server at http://127.0.0.1"):
@@ -168,12 +136,12 @@ def test_json_error_body_is_reported(server):
 
 
 def test_non_json_error_and_non_json_success(server):
-    server.routes[("GET", "/api/v1/datasets")] = lambda h, b: (500, {"Content-Type": "text/plain"},
-                                                               b"Internal explosion\nstack")
+    server.routes[("GET", "/api/v1/jobs")] = lambda h, b: (500, {"Content-Type": "text/plain"},
+                                                           b"Internal explosion\nstack")
     server.routes[("GET", "/api/v1/models")] = lambda h, b: (200, {"Content-Type": "text/html"}, b"<html>")
     c = LatentClient(server.url)
     with pytest.raises(ClientError, match="Server error 500: Internal explosion"):
-        c.list_datasets()
+        c.list_jobs()
     with pytest.raises(ClientError, match="not JSON"):
         c.list_models()
 
@@ -237,12 +205,57 @@ def test_download_error_leaves_no_file(server, tmp_path):
     assert not dest.exists() and not (tmp_path / "g.png.part").exists()
 
 
+# One sample call per client method: the request it sends must be its ROUTES entry.
+SAMPLE_PARAMS = {"dataset_id": "d 1/x", "job_id": 7, "walk_id": 3}
+
+
+def _zip_file(tmp):
+    path = tmp / "d.zip"
+    path.write_bytes(b"PK")
+    return str(path)
+
+
+SAMPLE_CALLS = {
+    "health": lambda c, tmp: c.health(),
+    "upload_dataset": lambda c, tmp: c.upload_dataset(_zip_file(tmp)),
+    "get_dataset": lambda c, tmp: c.get_dataset("d 1/x"),
+    "prepare_dataset": lambda c, tmp: c.prepare_dataset("d 1/x", {}),
+    "dataset_report": lambda c, tmp: c.dataset_report("d 1/x"),
+    "download_preview": lambda c, tmp: c.download_preview("d 1/x", str(tmp / "p.png")),
+    "list_models": lambda c, tmp: c.list_models(),
+    "create_job": lambda c, tmp: c.create_job({}),
+    "list_jobs": lambda c, tmp: c.list_jobs(),
+    "cancel_job": lambda c, tmp: c.cancel_job(7),
+    "resume_job": lambda c, tmp: c.resume_job(7, 10),
+    "list_snapshots": lambda c, tmp: c.list_snapshots(7),
+    "download_grid": lambda c, tmp: c.download_grid(7, str(tmp / "g.png")),
+    "generate": lambda c, tmp: c.generate({}, str(tmp / "i.png")),
+    "create_walk": lambda c, tmp: c.create_walk({}),
+    "get_walk": lambda c, tmp: c.get_walk(3),
+    "download_walk": lambda c, tmp: c.download_walk(3, str(tmp / "w.zip")),
+}
+
+
+def test_every_client_call_is_in_the_route_table():
+    plumbing = {"url", "request", "download", "route"}
+    calls = {n for n in dir(LatentClient) if not n.startswith("_") and callable(getattr(LatentClient, n))}
+    assert calls - plumbing == set(ROUTES) == set(SAMPLE_CALLS)
+
+
+@pytest.mark.parametrize("name", sorted(ROUTES))
+def test_each_method_sends_its_route(server, tmp_path, name):
+    server.fallback = lambda h, b: (200, {"Content-Type": "application/json"}, b"{}")
+    SAMPLE_CALLS[name](LatentClient(server.url), tmp_path)
+    method, template = ROUTES[name]
+    path = "/api/v1" + template.format(**{k: quote(str(v), safe="") for k, v in SAMPLE_PARAMS.items()})
+    assert [(r["method"], r["path"]) for r in server.requests] == [(method, path)]
+
+
 def test_describe_health():
-    assert client_mod.describe_health({"version": "0.1.0", "device": "cuda", "device_name": "NVIDIA H100"}) == \
+    assert describe_health({"version": "0.1.0", "device": "cuda", "device_name": "NVIDIA H100"}) == \
         "Server 0.1.0 on NVIDIA H100 (cuda)"
-    assert client_mod.describe_health({"version": "0.1.0", "device": "cpu"}) == "Server 0.1.0 on cpu"
-    assert client_mod.describe_health({"version": "0.1.0", "device": "cpu", "device_name": "CPU"}) == \
-        "Server 0.1.0 on CPU"
+    assert describe_health({"version": "0.1.0", "device": "cpu", "device_name": None}) == "Server 0.1.0 on cpu"
+    assert describe_health({"version": "0.1.0", "device": "cpu", "device_name": "CPU"}) == "Server 0.1.0 on CPU"
 
 
 # -- work functions (worker side of the operators) ---------------------------------------
@@ -262,9 +275,9 @@ def test_bake_walk_polls_downloads_and_renames(server, tmp_path):
         polls["n"] += 1
         state = "completed" if polls["n"] >= 2 else "running"
         return 200, {"Content-Type": "application/json"}, json.dumps(
-            {"id": "w1", "state": state, "frames_done": polls["n"], "frames_total": 3}).encode()
+            {"id": "w1", "state": state, "error": None, "frames_done": polls["n"], "frames_total": 3}).encode()
 
-    server.json_route("POST", "/api/v1/walks", {"id": "w1", "state": "queued", "frames_done": 0,
+    server.json_route("POST", "/api/v1/walks", {"id": "w1", "state": "queued", "error": None, "frames_done": 0,
                                                 "frames_total": 3}, 202)
     server.routes[("GET", "/api/v1/walks/w1")] = walk_state
     server.routes[("GET", "/api/v1/walks/w1/frames.zip")] = lambda h, b: (
@@ -288,8 +301,8 @@ def test_bake_walk_polls_downloads_and_renames(server, tmp_path):
 
 
 def test_bake_walk_failure_is_an_error_message(server, tmp_path):
-    server.json_route("POST", "/api/v1/walks", {"id": "w2", "state": "failed",
-                                                "error": {"code": "x", "message": "model missing"}}, 202)
+    server.json_route("POST", "/api/v1/walks", {"id": "w2", "state": "failed", "error": "model missing",
+                                                "frames_done": 0, "frames_total": 3}, 202)
     runner = tasks_mod.TaskRunner()
     runner.submit("bake", work_mod.bake_walk, LatentClient(server.url), {"frame_start": 1}, str(tmp_path), "walk",
                   label="Bake walk")
@@ -310,9 +323,12 @@ def test_upload_and_prepare_flow(server, tmp_path):
         201, {"Content-Type": "application/json"}, json.dumps({"id": "d9", "state": "uploaded"}).encode())
     server.json_route("POST", "/api/v1/datasets/d9/prepare", {"id": "d9", "state": "preparing"}, 202)
     server.routes[("GET", "/api/v1/datasets/d9")] = lambda h, b: (
-        200, {"Content-Type": "application/json"}, json.dumps({"id": "d9", "state": next(states)}).encode())
+        200, {"Content-Type": "application/json"},
+        json.dumps({"id": "d9", "state": next(states), "progress": 0.5, "error": None}).encode())
+    # the report.json layout of the dataset builder: counts + rejected items with reasons
     server.json_route("GET", "/api/v1/datasets/d9/report",
-                      {"accepted": 2, "rejected": [{"file": "v2.png", "reason": "too small"}]})
+                      {"resolution": 64, "counts": {"accepted": 2, "rejected": 1},
+                       "rejected": [{"file": "v2.png", "code": "too_small", "reason": "smaller than 64px"}]})
     server.routes[("GET", "/api/v1/datasets/d9/preview")] = lambda h, b: (200, {"Content-Type": "image/png"}, b"PV")
     runner = tasks_mod.TaskRunner()
     runner.submit("up", work_mod.upload_and_prepare, LatentClient(server.url), str(folder), "imgs",
@@ -326,11 +342,7 @@ def test_upload_and_prepare_flow(server, tmp_path):
     assert sorted(uploaded.namelist()) == ["v0.png", "v1.png", "v2.png"]
     prep = [r for r in server.requests if r["path"].endswith("/prepare")][0]
     assert json.loads(prep["body"]) == {"resolution": 64, "crop": "center"}
-    assert work_mod.summarize_report(final.payload["report"]) == ("2 accepted, 1 rejected", "v2.png: too small")
-    # the report.json layout of the dataset builder: counts + rejected items with reasons
-    builder_report = {"resolution": 64, "counts": {"accepted": 5, "rejected": 1},
-                      "rejected": [{"file": "a.jpg", "code": "too_small", "reason": "smaller than 64px"}]}
-    assert work_mod.summarize_report(builder_report) == ("5 accepted, 1 rejected, 64px", "a.jpg: smaller than 64px")
+    assert summarize_report(final.payload["report"]) == ("2 accepted, 1 rejected, 64px", "v2.png: smaller than 64px")
 
 
 def test_upload_of_empty_folder_fails_before_network(server, tmp_path):
@@ -345,7 +357,7 @@ def test_upload_of_empty_folder_fails_before_network(server, tmp_path):
 
 def test_watch_jobs_retries_a_grid_that_is_not_written_yet(server, tmp_path):
     server.json_route("GET", "/api/v1/jobs", {"jobs": [{"id": 4, "state": "completed", "step": 2, "steps": 2}]})
-    server.json_route("GET", "/api/v1/jobs/4/snapshots", {"snapshots": [{"step": 0}, {"step": 2}]})
+    server.json_route("GET", "/api/v1/jobs/4/snapshots", {"snapshots": [{"step": 0, "kimg": 0.0}, {"step": 2, "kimg": 0.1}]})
     calls = {"n": 0}
 
     def grid(handler, body):
@@ -394,6 +406,18 @@ def test_generate_writes_one_png_per_seed(server, tmp_path):
     assert (tmp_path / "latent_seed000004.png").read_bytes() == b"img4"
     assert json.loads(server.requests[-1]["body"]) == body
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latent_seed000003.png", "latent_seed000004.png"]
+
+
+def test_generate_one_seed_is_a_png(server, tmp_path):
+    server.routes[("POST", "/api/v1/generate")] = lambda h, b: (200, {"Content-Type": "image/png"}, b"PNG7")
+    runner = tasks_mod.TaskRunner()
+    body = {"model": {"model_id": "m"}, "seeds": [7], "psi": 0.7, "noise_mode": "const"}
+    runner.submit("gen", work_mod.generate, LatentClient(server.url), body, str(tmp_path), "latent")
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "result", final
+    assert final.payload["images"] == [(7, str(tmp_path / "latent_seed000007.png"))]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latent_seed000007.png"]
 
 
 class _VanishingServer:

@@ -1,13 +1,13 @@
-"""addon/tasks.py: worker threads post progress/result/error/cancelled messages to a queue."""
+"""addon/core/tasks.py: worker threads post progress/result/error/cancelled messages to a queue."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from .test_addon_client import load
+import pytest
 
-tasks = load("tasks")
+from addon.core import tasks
 
 
 def test_result_and_progress_in_order():
@@ -67,15 +67,39 @@ def test_cancel_stops_a_sleeping_task_quickly():
     assert runner.drain()[-1].kind == "cancelled"
 
 
-def test_unique_submit_returns_running_task():
+def test_messages_carry_the_handlers_given_to_submit():
     runner = tasks.TaskRunner()
-    gate = threading.Event()
-    a = runner.submit("watch", lambda task: gate.wait(5), unique=True)
-    b = runner.submit("watch", lambda task: "second", unique=True)
-    assert a is b
-    gate.set()
+
+    def on_result(msg):
+        pass
+
+    def on_progress(msg):
+        pass
+
+    def on_error(msg):
+        pass
+
+    def work(task, fail):
+        task.progress(0.5, "half")
+        if fail:
+            raise RuntimeError("no")
+        return 1
+
+    runner.submit("ok", work, False, on_result=on_result, on_progress=on_progress, on_error=on_error)
+    runner.submit("bad", work, True, on_result=on_result, on_error=on_error)
+    runner.submit("plain", work, False)
     assert runner.wait_idle(5)
-    assert [m.kind for m in runner.drain()] == ["result"]
+    got = {(m.name, m.kind): m.handler for m in runner.drain()}
+    assert got == {("ok", "progress"): on_progress, ("ok", "result"): on_result,
+                   ("bad", "progress"): None, ("bad", "error"): on_error,
+                   ("plain", "progress"): None, ("plain", "result"): None}
+
+
+def test_a_misspelt_handler_kind_is_refused():
+    runner = tasks.TaskRunner()
+    with pytest.raises(TypeError):
+        runner.submit("x", lambda task: None, on_reslut=print)
+    assert runner.tasks == {}
 
 
 def test_shutdown_tells_every_worker_to_stop():

@@ -13,8 +13,7 @@ import pytest
 from PIL import Image
 
 from gan_core.data import DatasetBuildCancelled, DatasetError, build_dataset
-
-from .test_dataset_imageprep import huge_bmp_header, huge_png_header
+from tests.support.images import huge_bmp_header, huge_png_header
 
 RES = 32
 

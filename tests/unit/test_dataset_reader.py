@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from gan_core.data import DatasetError, ZipDataset, build_dataset, dataset_info
+from gan_core.data.writer import write_images
+from tests.support.training_data import black_square_on_white, colour_pattern
 
 
 def png(arr: np.ndarray) -> bytes:
@@ -124,3 +126,14 @@ def test_dataset_info_reads_report(tmp_path):
     assert info["preview"].endswith("ds.preview.png")
     ds = ZipDataset(tmp_path / "ds.zip")
     assert sorted(ds[i][1].argmax() for i in range(2)) == [0, 1]
+
+
+def test_write_images_is_read_back_by_zip_dataset(tmp_path):
+    path = write_images(tmp_path / "d.zip", [black_square_on_white(), colour_pattern()])
+    ds = ZipDataset(path)
+    assert len(ds) == 2 and ds.resolution == 32 and ds.num_channels == 3 and not ds.has_labels
+    img, _ = ds[1]
+    assert np.array_equal(img.permute(1, 2, 0).numpy(), colour_pattern())
+    assert len(ZipDataset(path, xflip=True)) == 4
+    labelled = ZipDataset(write_images(tmp_path / "l.zip", [colour_pattern()] * 3, labels=[0, 2, 1]))
+    assert labelled.class_names == ["0", "1", "2"] and labelled.get_label(1).tolist() == [0, 0, 1]

@@ -7,7 +7,6 @@ import pytest
 
 from gan_core.latent import (
     EASINGS,
-    MAX_SEED,
     LatentError,
     Waypoint,
     lerp,
@@ -20,6 +19,7 @@ from gan_core.latent import (
     truncate,
     walk_latents,
 )
+from gan_core.rules import MAX_SEED
 
 
 def test_parse_seeds_ranges_and_lists():

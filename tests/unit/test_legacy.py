@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from gan_core.models.pickle_import import load_sg2ada_pickle
 from gan_core.models.safe_unpickle import read_snapshot
-
-
-
-def load_writer():
-    """tests/data/make_test_pickles.py as a module (tests/data is not a package); shared by
-    the legacy and model-library tests."""
-    name = "latent_studio_make_test_pickles"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "data" / "make_test_pickles.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-W = load_writer()
-FIXTURE = W.FIXTURE
-PKL = FIXTURE / "network-snapshot.pkl"
-assert_state_equal, fixture_config, synthetic_snapshot = W.assert_state_equal, W.fixture_config, W.synthetic_snapshot
+from tests.support.legacy_fixture import FIXTURE, PKL, pickles
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +38,11 @@ def test_plain_data_reading_gives_reference_state_dicts_in_order():
 def test_fixture_loads_to_exact_reference_tensors(loaded):
     for part, npz in (("G_ema", "G_ema_state.npz"), ("D", "D_state.npz")):
         reference = np.load(FIXTURE / npz)
-        assert_state_equal(loaded[part], {k: reference[k] for k in reference.files})
+        pickles.assert_state_equal(loaded[part], {k: reference[k] for k in reference.files})
 
 
 def test_fixture_kwargs_and_metadata(loaded):
-    config = fixture_config()
+    config = pickles.fixture_config()
     want_G = {k: v for k, v in config["G_kwargs"].items() if k != "class_name"}
     want_G.update(c_dim=0, img_resolution=32, img_channels=3)
     assert loaded["G_kwargs"] == want_G
@@ -113,12 +90,12 @@ def test_fixture_D_reproduces_reference_logits(loaded, expected):
     ids=["res16", "conditional", "mapping8", "res64"],
 )
 def test_synthetic_snapshots_load_exactly(tmp_path, variant):
-    data, G_ema_state, G_state, D_state = synthetic_snapshot(**variant)
-    path = W.dump(data, tmp_path / "net.pkl")
+    data, G_ema_state, G_state, D_state = pickles.synthetic_snapshot(**variant)
+    path = pickles.dump(data, tmp_path / "net.pkl")
     out = load_sg2ada_pickle(path)
-    assert_state_equal(out["G_ema"], G_ema_state)
-    assert_state_equal(out["G"], G_state)
-    assert_state_equal(out["D"], D_state)
+    pickles.assert_state_equal(out["G_ema"], G_ema_state)
+    pickles.assert_state_equal(out["G"], G_state)
+    pickles.assert_state_equal(out["D"], D_state)
     G = out["G_ema"]
     assert (G.img_resolution, G.c_dim, out["G_kwargs"]["mapping_kwargs"]["num_layers"]) == (
         variant["res"], variant["c_dim"], variant["layers"])
@@ -133,15 +110,15 @@ def test_synthetic_snapshots_load_exactly(tmp_path, variant):
 
 
 def test_snapshot_without_augment_pipe_or_D(tmp_path):
-    data, G_ema_state, _, _ = synthetic_snapshot(with_D=False, augment_p=None)
-    out = load_sg2ada_pickle(W.dump(data, tmp_path / "net.pkl"))
+    data, G_ema_state, _, _ = pickles.synthetic_snapshot(with_D=False, augment_p=None)
+    out = load_sg2ada_pickle(pickles.dump(data, tmp_path / "net.pkl"))
     assert out["augment_p"] is None and out["D"] is None and out["D_kwargs"] is None
-    assert_state_equal(out["G_ema"], G_ema_state)
+    pickles.assert_state_equal(out["G_ema"], G_ema_state)
 
 
 def test_fp16_setting_is_kept_but_cpu_runs_fp32(tmp_path):
-    data, G_ema_state, _, _ = synthetic_snapshot(num_fp16_res=2)
-    out = load_sg2ada_pickle(W.dump(data, tmp_path / "net.pkl"))
+    data, G_ema_state, _, _ = pickles.synthetic_snapshot(num_fp16_res=2)
+    out = load_sg2ada_pickle(pickles.dump(data, tmp_path / "net.pkl"))
     assert out["G_kwargs"]["synthesis_kwargs"]["num_fp16_res"] == 2
     assert out["G_ema"].init_kwargs["synthesis_kwargs"]["num_fp16_res"] == 2
     with torch.no_grad():
@@ -152,10 +129,10 @@ def test_fp16_setting_is_kept_but_cpu_runs_fp32(tmp_path):
 def test_module_source_is_never_executed(tmp_path):
     marker = tmp_path / "module_src_was_executed"
     evil_src = f"open({str(marker)!r}, 'w').write('pwned')\nclass Generator:\n    pass\n"
-    data, G_ema_state, _, _ = synthetic_snapshot(module_src=evil_src)
-    out = load_sg2ada_pickle(W.dump(data, tmp_path / "net.pkl"))
+    data, G_ema_state, _, _ = pickles.synthetic_snapshot(module_src=evil_src)
+    out = load_sg2ada_pickle(pickles.dump(data, tmp_path / "net.pkl"))
     assert not marker.exists()
-    assert_state_equal(out["G_ema"], G_ema_state)
+    pickles.assert_state_equal(out["G_ema"], G_ema_state)
     # The text is kept as data for provenance, exactly as written.
     assert read_snapshot(tmp_path / "net.pkl")["G_ema"].module_src == evil_src
 
@@ -163,40 +140,40 @@ def test_module_source_is_never_executed(tmp_path):
 def test_stylegan3_repository_stylegan2_kwargs_are_folded_into_synthesis(tmp_path):
     from gan_core.nn.networks import build_generator
 
-    state = W.random_state(build_generator(W.tiny_G_kwargs(res=8)), 5)
+    state = pickles.random_state(build_generator(pickles.tiny_G_kwargs(res=8)), 5)
     # The stylegan3 repository's --cfg=stylegan2 generator: synthesis options at top level.
     sg3_repo_kwargs = dict(z_dim=16, w_dim=16, mapping_kwargs=dict(num_layers=2), channel_base=256, channel_max=32,
                            num_fp16_res=0, conv_clamp=256, fused_modconv_default="inference_only",
                            c_dim=0, img_resolution=8, img_channels=3)
-    out = load_sg2ada_pickle(W.dump(W.snapshot(state, sg3_repo_kwargs, augment_p=None), tmp_path / "n.pkl"))
-    assert_state_equal(out["G_ema"], state)
+    out = load_sg2ada_pickle(pickles.dump(pickles.snapshot(state, sg3_repo_kwargs, augment_p=None), tmp_path / "n.pkl"))
+    pickles.assert_state_equal(out["G_ema"], state)
     assert out["G_kwargs"] == sg3_repo_kwargs  # the pickle's own, for provenance
-    assert out["G_ema"].init_kwargs["synthesis_kwargs"] == W.tiny_G_kwargs(res=8)["synthesis_kwargs"]
+    assert out["G_ema"].init_kwargs["synthesis_kwargs"] == pickles.tiny_G_kwargs(res=8)["synthesis_kwargs"]
 
 
 def test_option_given_twice_with_different_values_is_refused(tmp_path):
     from gan_core.models.pickle_import import LegacyPickleError
     from gan_core.nn.networks import build_generator
 
-    kwargs = W.tiny_G_kwargs(res=8)
-    state = W.random_state(build_generator(kwargs), 6)
+    kwargs = pickles.tiny_G_kwargs(res=8)
+    state = pickles.random_state(build_generator(kwargs), 6)
     kwargs = dict(kwargs, channel_base=512)  # synthesis_kwargs says 256
     with pytest.raises(LegacyPickleError, match="channel_base twice"):
-        load_sg2ada_pickle(W.dump(W.snapshot(state, kwargs, augment_p=None), tmp_path / "n.pkl"))
+        load_sg2ada_pickle(pickles.dump(pickles.snapshot(state, kwargs, augment_p=None), tmp_path / "n.pkl"))
 
 
 def test_protocol_3_snapshot_loads(tmp_path):
     # Python 3.7 (the reference's era) pickles with protocol 3: text GLOBALs, builtins.set.
     import pickletools
 
-    data, G_ema_state, G_state, D_state = synthetic_snapshot(res=8)
-    path = W.dump(data, tmp_path / "p3.pkl", protocol=3)
+    data, G_ema_state, G_state, D_state = pickles.synthetic_snapshot(res=8)
+    path = pickles.dump(data, tmp_path / "p3.pkl", protocol=3)
     ops = {op.name for op, _, _ in pickletools.genops(path.read_bytes())}
     assert "GLOBAL" in ops and "STACK_GLOBAL" not in ops and "EMPTY_SET" not in ops
     out = load_sg2ada_pickle(path)
-    assert_state_equal(out["G_ema"], G_ema_state)
-    assert_state_equal(out["G"], G_state)
-    assert_state_equal(out["D"], D_state)
+    pickles.assert_state_equal(out["G_ema"], G_ema_state)
+    pickles.assert_state_equal(out["G"], G_state)
+    pickles.assert_state_equal(out["D"], D_state)
 
 
 @pytest.mark.gpu

@@ -11,11 +11,10 @@ import torch
 from PIL import Image
 
 from gan_core.models.checkpoint import load_network, read_network_config
+from gan_core.models.pickle_import import LICENCE_NOTE, import_pickle
 from server.cli import main
 from server.cli.import_pkl import default_models_dir
-from gan_core.models.pickle_import import LICENCE_NOTE, import_pickle
-
-from .test_legacy import PKL, W
+from tests.support.legacy_fixture import PKL, pickles
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +25,14 @@ def imported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def expected():
-    return np.load(W.FIXTURE / "expected.npz")
+    return np.load(pickles.FIXTURE / "expected.npz")
 
 
 def test_imported_checkpoint_loads_all_parts_and_reproduces_fixture(imported, expected):
     nets = load_network(imported, parts=("G_ema", "G", "D"))
     for part, npz in (("G_ema", "G_ema_state.npz"), ("D", "D_state.npz")):
-        reference = np.load(W.FIXTURE / npz)
-        W.assert_state_equal(nets[part], {k: reference[k] for k in reference.files})
+        reference = np.load(pickles.FIXTURE / npz)
+        pickles.assert_state_equal(nets[part], {k: reference[k] for k in reference.files})
     z = torch.from_numpy(expected["z"]).float()
     c = torch.zeros([4, 0])
     with torch.no_grad():
@@ -70,17 +69,17 @@ def test_thumbnail_is_a_grid_of_seeds_0_to_3_at_psi_07(imported, expected):
 
 
 def test_conditional_network_imports_with_thumbnail(tmp_path):
-    data, G_ema_state, _, _ = W.synthetic_snapshot(res=8, c_dim=3)
-    target = import_pickle(W.dump(data, tmp_path / "cond.pkl"), tmp_path / "models")
+    data, G_ema_state, _, _ = pickles.synthetic_snapshot(res=8, c_dim=3)
+    target = import_pickle(pickles.dump(data, tmp_path / "cond.pkl"), tmp_path / "models")
     nets = load_network(target, parts=("G_ema",))
-    W.assert_state_equal(nets["G_ema"], G_ema_state)
+    pickles.assert_state_equal(nets["G_ema"], G_ema_state)
     assert nets["config"]["c_dim"] == 3
     assert Image.open(target.with_name("cond.thumb.png")).size == (16, 16)
 
 
 def test_taken_name_gets_a_suffix_and_nothing_is_overwritten(tmp_path):
-    data, _, _, _ = W.synthetic_snapshot(res=8, with_D=False, augment_p=None)
-    pkl = W.dump(data, tmp_path / "net.pkl")
+    data, _, _, _ = pickles.synthetic_snapshot(res=8, with_D=False, augment_p=None)
+    pkl = pickles.dump(data, tmp_path / "net.pkl")
     first = import_pickle(pkl, tmp_path / "models", name="My model")
     before = first.read_bytes()
     second = import_pickle(pkl, tmp_path / "models", name="My model")
@@ -91,7 +90,7 @@ def test_taken_name_gets_a_suffix_and_nothing_is_overwritten(tmp_path):
 
 def test_refused_pickle_writes_nothing(tmp_path):
     marker = tmp_path / "ran"
-    pkl = W.dump(W.os_system_snapshot(f"touch {marker}"), tmp_path / "evil.pkl")
+    pkl = pickles.dump(pickles.os_system_snapshot(f"touch {marker}"), tmp_path / "evil.pkl")
     models = tmp_path / "models"
     models.mkdir()
     (models / "keep.txt").write_text("mine")
@@ -102,8 +101,8 @@ def test_refused_pickle_writes_nothing(tmp_path):
 
 
 def test_cli_imports_into_given_models_dir(tmp_path, capsys):
-    data, _, _, _ = W.synthetic_snapshot(res=8, with_D=False)
-    pkl = W.dump(data, tmp_path / "cli.pkl")
+    data, _, _, _ = pickles.synthetic_snapshot(res=8, with_D=False)
+    pkl = pickles.dump(data, tmp_path / "cli.pkl")
     assert main(["import-pkl", str(pkl), "--models-dir", str(tmp_path / "m"), "--name", "From CLI"]) == 0
     out = capsys.readouterr().out
     assert "From-CLI.safetensors" in out and "non-commercial" in out
@@ -134,8 +133,8 @@ def test_large_networks_get_downscaled_thumbnail_tiles(tmp_path, monkeypatch):
     import gan_core.models.pickle_import
 
     monkeypatch.setattr(gan_core.models.pickle_import, "THUMB_TILE_MAX", 8)  # stands in for 256 px with a 16 px net
-    data, _, _, _ = W.synthetic_snapshot(res=16, with_D=False)
-    target = import_pickle(W.dump(data, tmp_path / "big.pkl"), tmp_path / "models")
+    data, _, _, _ = pickles.synthetic_snapshot(res=16, with_D=False)
+    target = import_pickle(pickles.dump(data, tmp_path / "big.pkl"), tmp_path / "models")
     assert Image.open(target.with_name("big.thumb.png")).size == (16, 16)
 
 
@@ -148,7 +147,7 @@ def test_model_names_become_safe_file_stems(name, stem):
 
 
 def test_name_with_path_separators_stays_inside_models_dir(tmp_path):
-    data, _, _, _ = W.synthetic_snapshot(res=8, with_D=False, augment_p=None)
-    target = import_pickle(W.dump(data, tmp_path / "n.pkl"), tmp_path / "models", name="../outside")
+    data, _, _, _ = pickles.synthetic_snapshot(res=8, with_D=False, augment_p=None)
+    target = import_pickle(pickles.dump(data, tmp_path / "n.pkl"), tmp_path / "models", name="../outside")
     assert target.parent == tmp_path / "models" and target.name == "outside.safetensors"
     assert not (tmp_path / "outside.safetensors").exists()

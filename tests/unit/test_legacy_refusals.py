@@ -11,8 +11,7 @@ import torch
 
 from gan_core.models.pickle_import import LegacyPickleError, load_sg2ada_pickle
 from gan_core.models.safe_unpickle import ALLOWED_GLOBALS
-
-from .test_legacy import PKL, W
+from tests.support.legacy_fixture import PKL, pickles
 
 
 def refused(path, *fragments):
@@ -52,15 +51,15 @@ def test_fixture_references_only_allow_listed_globals():
 @pytest.mark.parametrize("module,name", [("os", "system"), ("builtins", "exec"), ("subprocess", "Popen")])
 def test_disallowed_global_is_refused_by_name_and_not_called(tmp_path, module, name):
     marker = tmp_path / "command_ran"
-    data = {"G_ema": W.Reduce(W.FakeGlobal(module, name), f"touch {marker}")}
-    path = W.dump(data, tmp_path / "evil.pkl")
+    data = {"G_ema": pickles.Reduce(pickles.FakeGlobal(module, name), f"touch {marker}")}
+    path = pickles.dump(data, tmp_path / "evil.pkl")
     refused(path, f"refusing to load global {module}.{name}")
     assert not marker.exists()
 
 
 def test_os_system_snapshot_helper(tmp_path):
     marker = tmp_path / "command_ran"
-    path = W.dump(W.os_system_snapshot(f"touch {marker}"), tmp_path / "evil.pkl")
+    path = pickles.dump(pickles.os_system_snapshot(f"touch {marker}"), tmp_path / "evil.pkl")
     refused(path, "os.system")
     assert not marker.exists()
 
@@ -117,25 +116,25 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_stylegan3_is_refused(tmp_path):
-    path = W.dump(W.stylegan3_snapshot(), tmp_path / "sg3.pkl")
+    path = pickles.dump(pickles.stylegan3_snapshot(), tmp_path / "sg3.pkl")
     refused(path, "StyleGAN3 networks are not supported")
 
 
 def test_tensorflow_pickle_is_refused(tmp_path):
-    path = W.dump(W.tensorflow_snapshot(), tmp_path / "tf.pkl")
+    path = pickles.dump(pickles.tensorflow_snapshot(), tmp_path / "tf.pkl")
     refused(path, "TensorFlow", "convert")
 
 
 def test_not_a_snapshot_dict(tmp_path):
-    refused(W.dump([1, 2, 3], tmp_path / "list.pkl"), "not a StyleGAN2-ADA network snapshot")
-    refused(W.dump({"G": None}, tmp_path / "nog.pkl"), "no G_ema")
+    refused(pickles.dump([1, 2, 3], tmp_path / "list.pkl"), "not a StyleGAN2-ADA network snapshot")
+    refused(pickles.dump({"G": None}, tmp_path / "nog.pkl"), "no G_ema")
 
 
 def _fixture_states():
     import numpy as np
 
-    G = OrderedDict((k, torch.from_numpy(v)) for k, v in np.load(W.FIXTURE / "G_ema_state.npz").items())
-    return G, W.fixture_config()
+    G = OrderedDict((k, torch.from_numpy(v)) for k, v in np.load(pickles.FIXTURE / "G_ema_state.npz").items())
+    return G, pickles.fixture_config()
 
 
 def _real_G_kwargs(config):
@@ -147,21 +146,21 @@ def _real_G_kwargs(config):
 def test_missing_key_is_named(tmp_path):
     G, config = _fixture_states()
     del G["synthesis.b8.conv0.weight"]
-    path = W.dump(W.snapshot(G, _real_G_kwargs(config), augment_p=None), tmp_path / "missing.pkl")
+    path = pickles.dump(pickles.snapshot(G, _real_G_kwargs(config), augment_p=None), tmp_path / "missing.pkl")
     refused(path, "G", "missing 1 key(s): synthesis.b8.conv0.weight")
 
 
 def test_unexpected_key_is_named(tmp_path):
     G, config = _fixture_states()
     G["synthesis.b8.extra_thing"] = torch.zeros(3)
-    path = W.dump(W.snapshot(G, _real_G_kwargs(config), augment_p=None), tmp_path / "extra.pkl")
+    path = pickles.dump(pickles.snapshot(G, _real_G_kwargs(config), augment_p=None), tmp_path / "extra.pkl")
     refused(path, "unexpected 1 key(s): synthesis.b8.extra_thing")
 
 
 def test_wrong_shape_is_named(tmp_path):
     G, config = _fixture_states()
     G["mapping.fc0.weight"] = torch.zeros(64, 32)
-    path = W.dump(W.snapshot(G, _real_G_kwargs(config), augment_p=None), tmp_path / "shape.pkl")
+    path = pickles.dump(pickles.snapshot(G, _real_G_kwargs(config), augment_p=None), tmp_path / "shape.pkl")
     refused(path, "wrong shape for mapping.fc0.weight: [64, 32], expected [64, 64]")
 
 
@@ -169,7 +168,7 @@ def test_kwargs_that_disagree_with_tensors(tmp_path):
     G, config = _fixture_states()
     kwargs = _real_G_kwargs(config)
     kwargs["img_resolution"] = 64  # a 64px network has b64 layers the file lacks
-    path = W.dump(W.snapshot(G, kwargs, augment_p=None), tmp_path / "res.pkl")
+    path = pickles.dump(pickles.snapshot(G, kwargs, augment_p=None), tmp_path / "res.pkl")
     refused(path, "missing", "synthesis.b64")
 
 
@@ -177,7 +176,7 @@ def test_unknown_network_option_is_refused(tmp_path):
     G, config = _fixture_states()
     kwargs = _real_G_kwargs(config)
     kwargs["synthesis_kwargs"] = dict(kwargs["synthesis_kwargs"], warp_speed=9)
-    path = W.dump(W.snapshot(G, kwargs, augment_p=None), tmp_path / "opt.pkl")
+    path = pickles.dump(pickles.snapshot(G, kwargs, augment_p=None), tmp_path / "opt.pkl")
     refused(path, "options we cannot build", "warp_speed")
 
 
@@ -188,19 +187,19 @@ def test_tensor_larger_than_its_storage_is_refused(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TypedStorage is deprecated, but it is what snapshots hold
         torch.save(torch.zeros(4).storage(), buf, _use_new_zipfile_serialization=False)
-    storage = W.Reduce(W.FakeGlobal("torch.storage", "_load_from_bytes"), buf.getvalue())
-    tensor = W.Reduce(W.FakeGlobal("torch._utils", "_rebuild_tensor_v2"), storage, 0, (100, 100), (100, 1),
+    storage = pickles.Reduce(pickles.FakeGlobal("torch.storage", "_load_from_bytes"), buf.getvalue())
+    tensor = pickles.Reduce(pickles.FakeGlobal("torch._utils", "_rebuild_tensor_v2"), storage, 0, (100, 100), (100, 1),
                       False, OrderedDict())
-    path = W.dump({"G_ema": tensor}, tmp_path / "big.pkl")
+    path = pickles.dump({"G_ema": tensor}, tmp_path / "big.pkl")
     refused(path, "malformed tensor")
 
 
 def test_corrupt_storage_bytes_are_refused(tmp_path):
-    storage = W.Reduce(W.FakeGlobal("torch.storage", "_load_from_bytes"), b"\x80\x02garbage")
-    path = W.dump({"G_ema": storage}, tmp_path / "storage.pkl")
+    storage = pickles.Reduce(pickles.FakeGlobal("torch.storage", "_load_from_bytes"), b"\x80\x02garbage")
+    path = pickles.dump({"G_ema": storage}, tmp_path / "storage.pkl")
     refused(path, "tensor storage")
 
 
 def test_persistent_object_that_is_not_a_module(tmp_path):
-    obj = W.persistent("Generator", {"z_dim": 4})
-    refused(W.dump({"G_ema": obj}, tmp_path / "nomod.pkl"), "not a torch module")
+    obj = pickles.persistent("Generator", {"z_dim": 4})
+    refused(pickles.dump({"G_ema": obj}, tmp_path / "nomod.pkl"), "not a torch module")

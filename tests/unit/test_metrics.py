@@ -16,7 +16,6 @@ from gan_core.train.metrics import (
     kernel_inception_distance,
     laplacian_pyramid,
     load_inception,
-    sliced_wasserstein_distance,
 )
 
 
@@ -54,9 +53,9 @@ def test_swd_small_for_same_distribution_large_for_different():
     assert swd(as_float)["swd"] == pytest.approx(d_same, rel=1e-5)
 
 
-def test_swd_one_shot_and_bad_input():
+def test_swd_levels_and_bad_input():
     real = _discs(8)
-    out = sliced_wasserstein_distance(real, real, patches_per_image=16)
+    out = SlicedWassersteinDistance(real, patches_per_image=16)(real)
     assert len(out["swd_levels"]) == 2 and out["swd"] < 0.2
     with pytest.raises(MetricError):
         SlicedWassersteinDistance(real[:1])

@@ -12,13 +12,12 @@ from gan_core.models.checkpoint import save_network
 from gan_core.models.pickle_import import import_pickle
 from gan_core.models.library import scan_model_library
 from gan_core.nn.networks import build_generator
-
-from .test_legacy import W
+from tests.support.legacy_fixture import pickles
 
 
 def small_pickle(path, res=8, augment_p=None):
-    data, _, _, _ = W.synthetic_snapshot(res=res, with_D=False, augment_p=augment_p)
-    return W.dump(data, path)
+    data, _, _, _ = pickles.synthetic_snapshot(res=res, with_D=False, augment_p=augment_p)
+    return pickles.dump(data, path)
 
 
 def forbid_imports(monkeypatch):
@@ -39,8 +38,8 @@ def test_scan_imports_good_pickles_and_lists_bad_files_with_reasons(tmp_path):
     models.mkdir()
     good = small_pickle(models / "good.pkl", res=16)
     (models / "cut.pkl").write_bytes(good.read_bytes()[:3000])
-    W.dump(W.os_system_snapshot(f"touch {marker}"), models / "evil.pkl")
-    W.dump(W.stylegan3_snapshot(), models / "sg3.pkl")
+    pickles.dump(pickles.os_system_snapshot(f"touch {marker}"), models / "evil.pkl")
+    pickles.dump(pickles.stylegan3_snapshot(), models / "sg3.pkl")
     (models / "weights.pt").write_bytes(b"\x00" * 10)
     (models / "broken.safetensors").write_bytes(b"not really")
     (models / "notes.txt").write_text("ignored")
@@ -107,7 +106,7 @@ def test_listing_without_import(tmp_path):
 
 
 def test_our_own_checkpoints_are_listed(tmp_path):
-    G = build_generator(W.tiny_G_kwargs(res=8))
+    G = build_generator(pickles.tiny_G_kwargs(res=8))
     save_network(tmp_path / "trained.safetensors", G, meta={"name": "Trained here"})
     result = scan_model_library(tmp_path)
     assert result["models"] == [{

@@ -16,18 +16,11 @@ import numpy as np
 import pytest
 import torch
 
+from gan_core.data.writer import write_images
 from gan_core.models.checkpoint import load_network, load_training_state, save_network
 from gan_core.nn.networks import Discriminator, Generator
-from gan_core.train.loop import TrainingConfig, TrainingConfigError, latest_snapshot, list_snapshots, train
-
-from .test_training_support import noise_images, write_dataset_zip
-
-# 8x8 networks with 16 channels: a training step takes milliseconds, so these tests check the
-# machinery (not learning; see test_training_learns.py for that).
-MICRO8 = {
-    "G": {"z_dim": 8, "w_dim": 8, "synthesis_kwargs": {"channel_base": 128, "channel_max": 16}},
-    "D": {"channel_base": 128, "channel_max": 16},
-}
+from gan_core.train.loop import TrainingConfigError, latest_snapshot, list_snapshots, train
+from tests.support.training_data import micro8_config, noise_images
 
 
 @pytest.fixture(autouse=True)
@@ -37,14 +30,7 @@ def _one_thread(one_torch_thread):
 
 @pytest.fixture
 def data8(tmp_path):
-    return write_dataset_zip(tmp_path / "data8.zip", noise_images(12, res=8))
-
-
-def _config(data, run_dir, **kw) -> TrainingConfig:
-    base = dict(data=str(data), run_dir=str(run_dir), steps=4, snapshot_every=2, batch=4, preset="tiny",
-                network_kwargs=MICRO8, aug="ada", ada_kimg=0.05, report_every=1, grid_size=(2, 2), device="cpu")
-    base.update(kw)
-    return TrainingConfig(**base)
+    return write_images(tmp_path / "data8.zip", noise_images(12, res=8))
 
 
 def _events(run_dir) -> list[dict]:
@@ -75,27 +61,27 @@ def _tensors(path, part="G_ema") -> dict:
 def test_bad_options_fail_before_any_work(tmp_path, data8, change, message):
     run_dir = tmp_path / "run"
     with pytest.raises(TrainingConfigError, match=message):
-        train(_config(data8, run_dir, **change))
+        train(micro8_config(data8, run_dir, **change))
     assert not run_dir.exists()
 
 
 def test_batch_must_split_over_gpus(tmp_path, data8):
     with pytest.raises(TrainingConfigError, match="cannot be split evenly over 2 GPUs"):
-        _config(data8, tmp_path / "r", batch=5).validate(world_size=2)
+        micro8_config(data8, tmp_path / "r", batch=5).validate(world_size=2)
 
 
 def test_missing_and_empty_datasets_are_refused(tmp_path):
     with pytest.raises(TrainingConfigError, match="not found"):
-        train(_config(tmp_path / "nope.zip", tmp_path / "r"))
+        train(micro8_config(tmp_path / "nope.zip", tmp_path / "r"))
     import zipfile
     empty = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("dataset.json", "{}")
     with pytest.raises(TrainingConfigError, match="no images"):
-        train(_config(empty, tmp_path / "r"))
-    odd = write_dataset_zip(tmp_path / "odd.zip", noise_images(2, res=12))
+        train(micro8_config(empty, tmp_path / "r"))
+    odd = write_images(tmp_path / "odd.zip", noise_images(2, res=12))
     with pytest.raises(TrainingConfigError, match="power-of-two"):
-        train(_config(odd, tmp_path / "r"))
+        train(micro8_config(odd, tmp_path / "r"))
     with pytest.raises(TrainingConfigError, match="unknown training option"):
         train({"data": str(odd), "run_dir": str(tmp_path / "r"), "stepz": 3})
     assert not (tmp_path / "r").exists()
@@ -104,7 +90,7 @@ def test_missing_and_empty_datasets_are_refused(tmp_path):
 def test_fid_without_inception_weights_is_refused(tmp_path, data8, monkeypatch):
     monkeypatch.delenv("LATENT_STUDIO_INCEPTION", raising=False)
     with pytest.raises(TrainingConfigError, match="LATENT_STUDIO_INCEPTION"):
-        train(_config(data8, tmp_path / "r", metrics=("fid",)))
+        train(micro8_config(data8, tmp_path / "r", metrics=("fid",)))
 
 
 def _micro_base(path, res=8, with_d=True):
@@ -124,12 +110,12 @@ def test_base_checkpoint_errors(tmp_path, data8):
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 100)
     with pytest.raises(TrainingConfigError, match="not a generator checkpoint"):
-        train(_config(data8, tmp_path / "r", base=str(junk), network_kwargs=None))
+        train(micro8_config(data8, tmp_path / "r", base=str(junk), network_kwargs=None))
     base16 = _micro_base(tmp_path / "b16.safetensors", res=16)
     with pytest.raises(TrainingConfigError, match="16 px images but the dataset is 8 px"):
-        train(_config(data8, tmp_path / "r", base=str(base16), network_kwargs=None))
+        train(micro8_config(data8, tmp_path / "r", base=str(base16), network_kwargs=None))
     with pytest.raises(TrainingConfigError, match="base checkpoint not found"):
-        train(_config(data8, tmp_path / "r", base=str(tmp_path / "missing.safetensors"), network_kwargs=None))
+        train(micro8_config(data8, tmp_path / "r", base=str(tmp_path / "missing.safetensors"), network_kwargs=None))
     assert not (tmp_path / "r").exists()
 
 
@@ -138,7 +124,7 @@ def test_base_checkpoint_errors(tmp_path, data8):
 def test_run_directory_layout_and_events(tmp_path, data8):
     run_dir = tmp_path / "run"
     seen = []
-    summary = train(_config(data8, run_dir, steps=5, snapshot_every=2, metrics=("swd",), metric_images=8),
+    summary = train(micro8_config(data8, run_dir, steps=5, snapshot_every=2, metrics=("swd",), metric_images=8),
                     on_progress=seen.append)
     assert summary["step"] == 5 and not summary["stopped"]
     snaps = run_dir / "snapshots"
@@ -185,13 +171,13 @@ def test_run_directory_layout_and_events(tmp_path, data8):
 def test_grid_is_the_same_latents_every_snapshot(tmp_path, data8):
     from PIL import Image
     run_dir = tmp_path / "run"
-    train(_config(data8, run_dir, steps=2, snapshot_every=1, aug="off", grid_size=(3, 2)))
+    train(micro8_config(data8, run_dir, steps=2, snapshot_every=1, aug="off", grid_size=(3, 2)))
     grids = [np.asarray(Image.open(run_dir / "snapshots" / f"grid-{s:06d}.png")) for s in (0, 1, 2)]
     assert grids[0].shape == (16, 24, 3)
     assert not np.array_equal(grids[0], grids[2])
     # identical networks render identical grids: same run seed -> same fixed latents
     other = tmp_path / "other"
-    train(_config(data8, other, steps=1, snapshot_every=1, aug="off", grid_size=(3, 2)))
+    train(micro8_config(data8, other, steps=1, snapshot_every=1, aug="off", grid_size=(3, 2)))
     assert np.array_equal(grids[0], np.asarray(Image.open(other / "snapshots" / "grid-000000.png")))
 
 
@@ -202,11 +188,11 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, data8):
     # must end bit-identical to an uninterrupted one (weights, optimisers, RNG, data order, ADA).
     opts = dict(snapshot_every=3, aug_p=0.3)
     straight = tmp_path / "straight"
-    train(_config(data8, straight, steps=8, **opts))
+    train(micro8_config(data8, straight, steps=8, **opts))
     broken = tmp_path / "broken"
-    first = train(_config(data8, broken, steps=3, **opts))
+    first = train(micro8_config(data8, broken, steps=3, **opts))
     assert first["step"] == 3
-    second = train(_config(data8, broken, steps=8, **opts))
+    second = train(micro8_config(data8, broken, steps=8, **opts))
     assert second["step"] == 8 and second["trained_steps"] == 5
     resumed = [e for e in _events(broken) if e["event"] == "resumed"]
     assert resumed and resumed[0]["step"] == 3
@@ -224,12 +210,12 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path, data8):
 def test_finished_run_is_not_retrained(tmp_path, data8):
     run_dir = tmp_path / "run"
     events = []
-    train(_config(data8, run_dir, steps=2, grid_size=None), on_progress=events.append)
+    train(micro8_config(data8, run_dir, steps=2, grid_size=None), on_progress=events.append)
     assert all(e["grid"] is None for e in events if e["event"] == "snapshot")
     assert all(s["grid"] is None for s in list_snapshots(run_dir))
     assert not list((run_dir / "snapshots").glob("grid-*.png"))
     before = (run_dir / "snapshots" / "state-000002.pt").stat().st_mtime_ns
-    summary = train(_config(data8, run_dir, steps=2))
+    summary = train(micro8_config(data8, run_dir, steps=2))
     assert summary["trained_steps"] == 0
     assert (run_dir / "snapshots" / "state-000002.pt").stat().st_mtime_ns == before
 
@@ -253,10 +239,10 @@ def _garble_network(snaps):
 @pytest.mark.parametrize("damage", [_truncate_state, _remove_network, _garble_network])
 def test_damaged_newest_snapshot_falls_back_to_previous(tmp_path, data8, damage):
     run_dir = tmp_path / "run"
-    train(_config(data8, run_dir, steps=4, snapshot_every=2))
+    train(micro8_config(data8, run_dir, steps=4, snapshot_every=2))
     damage(run_dir / "snapshots")
     assert latest_snapshot(run_dir)["step"] == 2
-    summary = train(_config(data8, run_dir, steps=5, snapshot_every=2))
+    summary = train(micro8_config(data8, run_dir, steps=5, snapshot_every=2))
     resumed = [e for e in _events(run_dir) if e["event"] == "resumed"][-1]
     assert resumed["step"] == 2 and resumed["skipped_snapshots"] == [4]
     assert summary["step"] == 5 and summary["trained_steps"] == 3
@@ -266,21 +252,21 @@ def test_damaged_newest_snapshot_falls_back_to_previous(tmp_path, data8, damage)
 
 def test_unreadable_index_falls_back_to_the_files(tmp_path, data8):
     run_dir = tmp_path / "run"
-    train(_config(data8, run_dir, steps=2, snapshot_every=1))
+    train(micro8_config(data8, run_dir, steps=2, snapshot_every=1))
     (run_dir / "snapshots" / "index.json").write_text("{not json")
     assert [s["step"] for s in list_snapshots(run_dir)] == [0, 1, 2]
-    summary = train(_config(data8, run_dir, steps=3, snapshot_every=1))
+    summary = train(micro8_config(data8, run_dir, steps=3, snapshot_every=1))
     assert summary["trained_steps"] == 1
     assert json.loads((run_dir / "snapshots" / "index.json").read_text())["snapshots"][-1]["step"] == 3
 
 
 def test_all_snapshots_damaged_starts_afresh(tmp_path, data8):
     run_dir = tmp_path / "run"
-    train(_config(data8, run_dir, steps=2, snapshot_every=1))
+    train(micro8_config(data8, run_dir, steps=2, snapshot_every=1))
     for p in (run_dir / "snapshots").glob("state-*.pt"):
         p.write_bytes(b"garbage")
     assert latest_snapshot(run_dir) is None
-    summary = train(_config(data8, run_dir, steps=2, snapshot_every=1))
+    summary = train(micro8_config(data8, run_dir, steps=2, snapshot_every=1))
     assert summary["trained_steps"] == 2
     failed = [e for e in _events(run_dir) if e["event"] == "resume_failed"]
     assert failed and failed[0]["skipped_snapshots"] == [0, 1, 2]
@@ -298,7 +284,7 @@ train(cfg)
 
 def test_sigkill_mid_training_resumes_from_last_snapshot(tmp_path, data8):
     run_dir = tmp_path / "run"
-    cfg = _config(data8, run_dir, steps=100000, snapshot_every=3).to_dict()
+    cfg = micro8_config(data8, run_dir, steps=100000, snapshot_every=3).to_dict()
     proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, json.dumps(cfg)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -320,7 +306,7 @@ def test_sigkill_mid_training_resumes_from_last_snapshot(tmp_path, data8):
         proc.stderr.close()
     last = latest_snapshot(run_dir)["step"]
     assert last >= 3
-    summary = train(_config(data8, run_dir, steps=last + 2, snapshot_every=3))
+    summary = train(micro8_config(data8, run_dir, steps=last + 2, snapshot_every=3))
     resumed = [e for e in _events(run_dir) if e["event"] == "resumed"][-1]
     assert resumed["step"] == last
     assert summary["step"] == last + 2 and summary["trained_steps"] == 2
@@ -336,7 +322,7 @@ def test_should_stop_ends_with_a_final_snapshot(tmp_path, data8):
         calls.append(1)
         return len(calls) > 3
 
-    summary = train(_config(data8, run_dir, steps=50, snapshot_every=20, aug="fixed", aug_p=0.5,
+    summary = train(micro8_config(data8, run_dir, steps=50, snapshot_every=20, aug="fixed", aug_p=0.5,
                             augment_preset="bgcc"), should_stop=should_stop)
     assert summary["stopped"] and summary["step"] == 3
     assert [s["step"] for s in list_snapshots(run_dir)] == [0, 3]
@@ -347,7 +333,7 @@ def test_should_stop_ends_with_a_final_snapshot(tmp_path, data8):
 def test_fine_tune_from_base_with_frozen_d_blocks(tmp_path, data8):
     base = _micro_base(tmp_path / "base.safetensors")
     run_dir = tmp_path / "run"
-    train(_config(data8, run_dir, base=str(base), network_kwargs=None, steps=2, freeze_d=1, aug="off"))
+    train(micro8_config(data8, run_dir, base=str(base), network_kwargs=None, steps=2, freeze_d=1, aug="off"))
     before, after = _tensors(base, "D"), _tensors(run_dir / "snapshots" / "network-000002.safetensors", "D")
     # b8 is the highest-resolution D block: frozen; b4 (the epilogue) keeps training
     frozen = [k for k in before if k.startswith("b8.") and not k.endswith("resample_filter")]
@@ -363,7 +349,7 @@ def test_fine_tune_from_base_with_frozen_d_blocks(tmp_path, data8):
 
 def test_generator_only_base_gets_a_fresh_discriminator(tmp_path, data8):
     base = _micro_base(tmp_path / "g_only.safetensors", with_d=False)
-    summary = train(_config(data8, tmp_path / "run", base=str(base), network_kwargs=None, steps=1, aug="off"))
+    summary = train(micro8_config(data8, tmp_path / "run", base=str(base), network_kwargs=None, steps=1, aug="off"))
     assert summary["step"] == 1
 
 
@@ -414,9 +400,9 @@ def test_cli_ctrl_c_stops_gracefully_with_a_final_snapshot(tmp_path, data8):
 def test_ada_tunes_p_from_the_sign_of_real_logits(tmp_path):
     # Two images: D soon tells them from fakes (r_t > 0.6) and p must rise; when r_t drops below
     # the target p must fall. Progress lines every 4 steps coincide with ADA's updates.
-    data = write_dataset_zip(tmp_path / "two.zip", noise_images(2, res=8))
+    data = write_images(tmp_path / "two.zip", noise_images(2, res=8))
     events = []
-    train(_config(data, tmp_path / "run", steps=40, snapshot_every=1000, ada_kimg=0.2, report_every=4),
+    train(micro8_config(data, tmp_path / "run", steps=40, snapshot_every=1000, ada_kimg=0.2, report_every=4),
           on_progress=events.append)
     progress = [e for e in events if e["event"] == "progress"]
     step_size = 4 * 4 / (0.2 * 1000)
@@ -431,9 +417,9 @@ def test_ada_tunes_p_from_the_sign_of_real_logits(tmp_path):
 
 
 def test_class_conditional_training(tmp_path):
-    data = write_dataset_zip(tmp_path / "labelled.zip", noise_images(8, res=8), labels=[0, 1, 2, 0, 1, 2, 0, 1])
+    data = write_images(tmp_path / "labelled.zip", noise_images(8, res=8), labels=[0, 1, 2, 0, 1, 2, 0, 1])
     run_dir = tmp_path / "run"
-    train(_config(data, run_dir, steps=2, snapshot_every=2))
+    train(micro8_config(data, run_dir, steps=2, snapshot_every=2))
     nets = load_network(run_dir / "snapshots" / "network-000002.safetensors", parts=("G_ema", "D"))
     assert nets["G_ema"].c_dim == 3 and nets["D"].c_dim == 3
     assert nets["config"]["meta"]["dataset"]["label_dim"] == 3
@@ -456,7 +442,7 @@ def test_fid_and_kid_at_snapshots_with_local_feature_network(tmp_path, data8, mo
     torch.jit.save(torch.jit.script(_TinyFeatureNet()), str(weights))
     monkeypatch.setenv("LATENT_STUDIO_INCEPTION", str(weights))
     events = []
-    train(_config(data8, tmp_path / "run", steps=1, snapshot_every=1, metrics=("fid", "kid", "swd"),
+    train(micro8_config(data8, tmp_path / "run", steps=1, snapshot_every=1, metrics=("fid", "kid", "swd"),
                   metric_images=8), on_progress=events.append)
     snaps = [e for e in events if e["event"] == "snapshot"]
     assert len(snaps) == 2

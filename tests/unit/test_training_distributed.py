@@ -12,12 +12,11 @@ import sys
 
 import pytest
 
+from gan_core.data.writer import write_images
 from gan_core.models.checkpoint import load_training_state
 from gan_core.train.distributed import DistInfo, env_dist_info
 from gan_core.train.loop import list_snapshots
-
-from .test_training import _config
-from .test_training_support import noise_images, write_dataset_zip
+from tests.support.training_data import micro8_config, noise_images
 
 _WORKER = """
 import hashlib, json, sys, torch
@@ -60,9 +59,9 @@ def test_env_dist_info_reads_torchrun_variables(monkeypatch):
 
 
 def test_two_process_gloo_training(tmp_path):
-    data = write_dataset_zip(tmp_path / "d.zip", noise_images(12, res=8))
+    data = write_images(tmp_path / "d.zip", noise_images(12, res=8))
     run_dir = tmp_path / "run"
-    cfg = _config(data, run_dir, steps=3, snapshot_every=2, batch=8).to_dict()
+    cfg = micro8_config(data, run_dir, steps=3, snapshot_every=2, batch=8).to_dict()
     port = _free_port()
     procs = []
     for rank in range(2):

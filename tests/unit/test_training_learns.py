@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import torch
 
+from gan_core.data.writer import write_images
 from gan_core.models.checkpoint import load_network
-from gan_core.train.loss import StyleGAN2Loss
 from gan_core.train.loop import TrainingConfig, train
-
-from .test_training_support import MICRO_NETWORKS, black_square_on_white, colour_pattern, random_discs, write_dataset_zip
+from gan_core.train.loss import StyleGAN2Loss
+from tests.support.training_data import MICRO_NETWORKS, black_square_on_white, colour_pattern, random_discs
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def _ema_mae(snapshot, target: np.ndarray, n: int = 16) -> tuple[float, float]:
 
 
 def _train_single_image(tmp_path, target, steps) -> tuple:
-    data = write_dataset_zip(tmp_path / "one.zip", [target])
+    data = write_images(tmp_path / "one.zip", [target])
     run_dir = tmp_path / "run"
     train(TrainingConfig(data=str(data), run_dir=str(run_dir), steps=steps, snapshot_every=steps, batch=8,
                          preset="tiny", network_kwargs=MICRO_NETWORKS, aug="off", grid_size=None, device="cpu",
@@ -86,7 +86,7 @@ def test_detached_generator_output_does_not_converge(tmp_path, monkeypatch):
 
 
 def test_distribution_learning_lowers_swd(tmp_path):
-    data = write_dataset_zip(tmp_path / "discs.zip", random_discs(256, res=32))
+    data = write_images(tmp_path / "discs.zip", random_discs(256, res=32))
     run_dir = tmp_path / "run"
     seen = []
     train(TrainingConfig(data=str(data), run_dir=str(run_dir), steps=160, snapshot_every=80, batch=8, preset="tiny",

@@ -7,20 +7,17 @@ proof that training really starts from the imported weights (not a fresh init).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from gan_core.models.checkpoint import load_network
+from gan_core.data.writer import write_images
 from gan_core.generate import ModelRunner, image_grid
+from gan_core.models.checkpoint import load_network
 from gan_core.models.pickle_import import import_pickle
 from gan_core.train.loop import TrainingConfig, train
+from tests.support.legacy_fixture import PKL
 
-from .test_training_support import write_dataset_zip
-
-PICKLE = Path(__file__).resolve().parents[1] / "data" / "sg2ada_tiny32" / "network-snapshot.pkl"
 SEED, GRID = 5, (2, 2)
 
 
@@ -30,9 +27,9 @@ def _one_thread(one_torch_thread):
 
 
 def test_short_run_from_imported_pickle_starts_from_its_weights(tmp_path):
-    base = import_pickle(PICKLE, tmp_path / "models", name="tiny-ref")
+    base = import_pickle(PKL, tmp_path / "models", name="tiny-ref")
     rng = np.random.default_rng(0)
-    data = write_dataset_zip(tmp_path / "data.zip", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(8)])
+    data = write_images(tmp_path / "data.zip", [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(8)])
 
     run_dir = tmp_path / "run"
     summary = train(TrainingConfig(data=str(data), run_dir=str(run_dir), base=str(base), steps=2, snapshot_every=1,

@@ -1,4 +1,4 @@
-"""Run Python code inside a fresh headless Blender (the bpy module) in a subprocess.
+"""Run Python code inside a fresh headless Blender (the bpy module) in a subprocess (tests/blender).
 
 bpy can only be imported once per process and keeps global state, so each test gets its
 own interpreter with HOME pointed at a temp dir (Blender's user config and extension

@@ -12,7 +12,31 @@ from urllib.parse import quote, urlsplit
 import requests
 from urllib3.exceptions import ProtocolError  # ships with requests (and with Blender)
 
-API_PREFIX = "/api/v1"
+from .api import API_PREFIX
+
+# Every server route the client calls: method name -> (HTTP method, path template under
+# API_PREFIX). Methods build their paths from here only, so this table is the whole list
+# of calls, and tests/unit/test_addon_contract.py checks it against the server's OpenAPI.
+ROUTES = {
+    "health": ("GET", "/health"),
+    "upload_dataset": ("POST", "/datasets"),
+    "get_dataset": ("GET", "/datasets/{dataset_id}"),
+    "prepare_dataset": ("POST", "/datasets/{dataset_id}/prepare"),
+    "dataset_report": ("GET", "/datasets/{dataset_id}/report"),
+    "download_preview": ("GET", "/datasets/{dataset_id}/preview"),
+    "list_models": ("GET", "/models"),
+    "create_job": ("POST", "/jobs"),
+    "list_jobs": ("GET", "/jobs"),
+    "cancel_job": ("POST", "/jobs/{job_id}/cancel"),
+    "resume_job": ("POST", "/jobs/{job_id}/resume"),
+    "list_snapshots": ("GET", "/jobs/{job_id}/snapshots"),
+    "download_grid": ("GET", "/jobs/{job_id}/grid.png"),
+    "generate": ("POST", "/generate"),
+    "create_walk": ("POST", "/walks"),
+    "get_walk": ("GET", "/walks/{walk_id}"),
+    "download_walk": ("GET", "/walks/{walk_id}/frames.zip"),
+}
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 CHUNK = 64 * 1024
 
@@ -81,10 +105,6 @@ class LatentClient:
     # -- plumbing ---------------------------------------------------------------------
 
     def url(self, path):
-        if path.startswith("http://") or path.startswith("https://"):
-            return path
-        if path.startswith(API_PREFIX):
-            return self.base_url + path
         return self.base_url + API_PREFIX + path
 
     def _headers(self, extra=None):
@@ -126,17 +146,13 @@ class LatentClient:
         return resp
 
     def _error(self, resp):
-        code = None
-        message = None
+        # The server's errors are {"error": {"code", "message"}}; anything else (a proxy, a
+        # crash page) is shown by its first line.
+        code = message = None
         try:
-            body = resp.json()
-            err = body.get("error") if isinstance(body, dict) else None
-            if isinstance(err, dict):
-                code = err.get("code")
-                message = err.get("message")
-            elif isinstance(err, str):
-                message = err
-        except ValueError:
+            err = resp.json().get("error")
+            code, message = err.get("code"), err.get("message")
+        except (ValueError, AttributeError):
             pass
         if resp.status_code == 401:
             return ClientError(
@@ -149,12 +165,6 @@ class LatentClient:
             message = text[0][:200] if text else resp.reason
         return ClientError(f"Server error {resp.status_code}: {message}", status=resp.status_code, code=code)
 
-    def get_json(self, path, **kw):
-        return self._json(self.request("GET", path, **kw))
-
-    def post_json(self, path, body=None, **kw):
-        return self._json(self.request("POST", path, json_body=body if body is not None else {}, **kw))
-
     @staticmethod
     def _json(resp):
         try:
@@ -162,7 +172,7 @@ class LatentClient:
         except ValueError:
             raise ClientError(f"The server sent something that is not JSON (HTTP {resp.status_code})") from None
 
-    def download(self, path, dest, *, method="GET", json_body=None, on_progress=None, should_stop=None,
+    def download(self, method, path, dest, *, json_body=None, on_progress=None, should_stop=None,
                  timeout=None):
         """Stream a response body into `dest` (written to a temp name, then renamed).
 
@@ -193,19 +203,29 @@ class LatentClient:
                 os.remove(tmp)
         return dest, resp.headers.get("Content-Type", "")
 
-    # -- API routes -------------------------------------------------------------------
+    # -- API routes (one method per ROUTES entry) ----------------------------------------
+
+    @staticmethod
+    def route(name, **params):
+        """(HTTP method, path) of ROUTES[name] with its {placeholders} filled in, URL-quoted."""
+        method, template = ROUTES[name]
+        return method, template.format(**{k: quote(str(v), safe="") for k, v in params.items()})
+
+    def _json_call(self, name, body=None, **params):
+        method, path = self.route(name, **params)
+        if method == "POST":
+            return self._json(self.request(method, path, json_body=body if body is not None else {}))
+        return self._json(self.request(method, path))
 
     def health(self):
-        return self.get_json("/health")
-
-    def list_datasets(self):
-        return self.get_json("/datasets")
+        return self._json_call("health")
 
     def upload_dataset(self, zip_path, name=None, on_progress=None, should_stop=None):
+        method, path = self.route("upload_dataset")
         reader = _ProgressReader(zip_path, on_progress, should_stop)
         try:
             resp = self.request(
-                "POST", "/datasets", data=reader, params={"name": name} if name else None,
+                method, path, data=reader, params={"name": name} if name else None,
                 headers={"Content-Type": "application/zip", "Content-Length": str(reader.total)},
                 timeout=(self.timeout, self.long_timeout),
             )
@@ -214,66 +234,49 @@ class LatentClient:
         return self._json(resp)
 
     def get_dataset(self, dataset_id):
-        return self.get_json(f"/datasets/{quote(str(dataset_id))}")
+        return self._json_call("get_dataset", dataset_id=dataset_id)
 
     def prepare_dataset(self, dataset_id, options):
-        return self.post_json(f"/datasets/{quote(str(dataset_id))}/prepare", options)
+        return self._json_call("prepare_dataset", options, dataset_id=dataset_id)
 
     def dataset_report(self, dataset_id):
-        return self.get_json(f"/datasets/{quote(str(dataset_id))}/report")
+        return self._json_call("dataset_report", dataset_id=dataset_id)
 
     def download_preview(self, dataset_id, dest):
-        return self.download(f"/datasets/{quote(str(dataset_id))}/preview", dest)[0]
+        return self.download(*self.route("download_preview", dataset_id=dataset_id), dest)[0]
 
     def list_models(self):
-        return self.get_json("/models")
+        return self._json_call("list_models")
 
     def create_job(self, body):
-        return self.post_json("/jobs", body)
+        return self._json_call("create_job", body)
 
     def list_jobs(self):
-        return self.get_json("/jobs")
-
-    def get_job(self, job_id):
-        return self.get_json(f"/jobs/{quote(str(job_id))}")
+        return self._json_call("list_jobs")
 
     def cancel_job(self, job_id):
-        return self.post_json(f"/jobs/{quote(str(job_id))}/cancel")
+        return self._json_call("cancel_job", job_id=job_id)
 
     def resume_job(self, job_id, steps=None):
-        return self.post_json(f"/jobs/{quote(str(job_id))}/resume", {"steps": steps} if steps else {})
+        return self._json_call("resume_job", {"steps": steps} if steps else {}, job_id=job_id)
 
     def list_snapshots(self, job_id):
-        return self.get_json(f"/jobs/{quote(str(job_id))}/snapshots")
+        return self._json_call("list_snapshots", job_id=job_id)
 
-    def download_grid(self, job_id, dest, step=None):
-        if step is None:
-            path = f"/jobs/{quote(str(job_id))}/grid.png"
-        else:
-            path = f"/jobs/{quote(str(job_id))}/snapshots/{int(step)}/grid.png"
-        return self.download(path, dest)[0]
+    def download_grid(self, job_id, dest):
+        """The newest sample grid of a job."""
+        return self.download(*self.route("download_grid", job_id=job_id), dest)[0]
 
     def generate(self, body, dest, should_stop=None):
-        """POST /generate; writes the PNG or zip answer to `dest`; returns its content type."""
-        return self.download("/generate", dest, method="POST", json_body=body, should_stop=should_stop)[1]
+        """Writes the PNG (one seed) or zip (several) answer to `dest`; returns its content type."""
+        return self.download(*self.route("generate"), dest, json_body=body, should_stop=should_stop)[1]
 
     def create_walk(self, body):
-        return self.post_json("/walks", body)
+        return self._json_call("create_walk", body)
 
     def get_walk(self, walk_id):
-        return self.get_json(f"/walks/{quote(str(walk_id))}")
+        return self._json_call("get_walk", walk_id=walk_id)
 
     def download_walk(self, walk_id, dest, on_progress=None, should_stop=None):
-        return self.download(f"/walks/{quote(str(walk_id))}/frames.zip", dest, on_progress=on_progress,
+        return self.download(*self.route("download_walk", walk_id=walk_id), dest, on_progress=on_progress,
                              should_stop=should_stop)[0]
-
-
-def describe_health(info):
-    """One line for the UI: 'Latent Studio 0.1.0 on NVIDIA H100 (cuda)'."""
-    if not isinstance(info, dict):
-        return "Connected"
-    version = info.get("version", "?")
-    device = info.get("device") or "?"
-    name = info.get("device_name")
-    where = f"{name} ({device})" if name and str(name).lower() != str(device).lower() else str(name or device)
-    return f"Server {version} on {where}"

@@ -13,11 +13,10 @@ import tempfile
 import time
 import zipfile
 
-from .client import ClientError, describe_health
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".exr")
-DONE_STATES = {"completed", "done", "ready", "finished", "succeeded"}
-FAILED_STATES = {"failed", "error", "cancelled", "interrupted"}
+from . import api
+from .client import ClientError
+from .files import is_image
+from .formatting import describe_health
 
 
 class WorkError(Exception):
@@ -38,7 +37,7 @@ def zip_folder(task, folder, dest, fraction_span=(0.0, 0.3)):
     files = []
     for root, _dirs, names in os.walk(folder):
         for name in sorted(names):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
+            if is_image(name):
                 files.append(os.path.join(root, name))
     if not files:
         raise WorkError(f"There are no images in {folder}")
@@ -70,27 +69,20 @@ def upload_and_prepare(task, client, folder, name, options, preview_dir, poll_in
         dataset = client.upload_dataset(zip_path, name=name, on_progress=sent, should_stop=task.should_stop)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    dataset_id = dataset.get("id")
-    if dataset_id is None:
-        raise WorkError("The server accepted the upload but sent no dataset id")
+    dataset_id = dataset["id"]
     task.progress(0.7, "preparing")
     client.prepare_dataset(dataset_id, options)
     deadline = time.monotonic() + timeout
     while True:
         info = client.get_dataset(dataset_id)
-        state = info.get("state")
-        if state == "ready":
+        state = info["state"]
+        if state == api.DATASET_READY:
             break
-        if state == "failed":
-            reason = info.get("error") or info.get("message") or "see the server log"
-            if isinstance(reason, dict):
-                reason = reason.get("message", reason)
-            raise WorkError(f"The server could not prepare the dataset: {reason}")
+        if state == api.DATASET_FAILED:
+            raise WorkError(f"The server could not prepare the dataset: {info['error'] or 'see the server log'}")
         if time.monotonic() > deadline:
             raise WorkError("Preparing the dataset took too long")
-        p = info.get("progress")
-        frac = p if isinstance(p, (int, float)) else 0.0
-        task.progress(0.7 + 0.25 * min(1.0, frac), f"preparing ({state})")
+        task.progress(0.7 + 0.25 * min(1.0, info["progress"] or 0.0), f"preparing ({state})")
         task.sleep(poll_interval)
     report = client.dataset_report(dataset_id)
     preview = os.path.join(preview_dir, f"preview_{dataset_id}.png")
@@ -98,47 +90,14 @@ def upload_and_prepare(task, client, folder, name, options, preview_dir, poll_in
     return {"dataset": info, "report": report, "preview": preview, "uploaded": count}
 
 
-def summarize_report(report):
-    """(summary line, rejected lines) from a dataset report.json."""
-    if not isinstance(report, dict):
-        return "no report", ""
-    counts = report.get("counts") if isinstance(report.get("counts"), dict) else {}
-    accepted = counts.get("accepted", report.get("accepted", report.get("count", "?")))
-    if isinstance(accepted, list):
-        accepted = len(accepted)
-    rejected = report.get("rejected") or []
-    lines = []
-    for r in rejected[:50]:
-        if isinstance(r, dict):
-            lines.append(f"{r.get('file', r.get('path', '?'))}: {r.get('reason', '?')}")
-        else:
-            lines.append(str(r))
-    summary = f"{accepted} accepted, {len(rejected)} rejected"
-    res = report.get("resolution")
-    if res:
-        summary += f", {res}px"
-    return summary, "\n".join(lines)
-
-
 def fetch_models(task, client):
     data = client.list_models()
-    if isinstance(data, dict):
-        models = data.get("models", data.get("items", []))
-        refused = data.get("refused", [])
-    else:
-        models, refused = data, []
-    return {"models": models, "refused": refused}
-
-
-def _jobs_list(data):
-    if isinstance(data, dict):
-        return data.get("jobs", data.get("items", []))
-    return data
+    return {"models": data[api.MODELS], "refused": data[api.REFUSED]}
 
 
 def start_job(task, client, body):
     job = client.create_job(body)
-    return {"job": job, "jobs": _jobs_list(client.list_jobs())}
+    return {"job": job, "jobs": client.list_jobs()[api.JOBS]}
 
 
 def job_action(task, client, job_id, action, steps=None):
@@ -148,20 +107,18 @@ def job_action(task, client, job_id, action, steps=None):
         job = client.resume_job(job_id, steps)
     else:
         raise WorkError(f"unknown job action {action}")
-    return {"job": job, "jobs": _jobs_list(client.list_jobs())}
+    return {"job": job, "jobs": client.list_jobs()[api.JOBS]}
 
 
 def refresh_jobs(task, client, watch_job_id, grid_dir, last_step=None):
     """One poll: the job list, the watched job's snapshots and (if new) its latest grid."""
-    jobs = _jobs_list(client.list_jobs())
+    jobs = client.list_jobs()[api.JOBS]
     result = {"jobs": jobs, "snapshots": None, "grid": None, "job_id": watch_job_id}
     if watch_job_id:
-        snaps = client.list_snapshots(watch_job_id)
-        if isinstance(snaps, dict):
-            snaps = snaps.get("snapshots", [])
+        snaps = client.list_snapshots(watch_job_id)[api.SNAPSHOTS]
         result["snapshots"] = snaps
         if snaps:
-            newest = max(int(s.get("step", 0)) for s in snaps)
+            newest = max(s["step"] for s in snaps)
             if last_step is None or newest != last_step:
                 dest = os.path.join(grid_dir, f"grid_{watch_job_id}.png")
                 try:
@@ -181,13 +138,13 @@ def watch_jobs(task, client, watch_job_id, grid_dir, interval=2.0):
     last_step = None
     while True:
         result = refresh_jobs(task, client, watch_job_id, grid_dir, last_step)
-        if result.get("grid"):
-            last_step = result.get("grid_step")
-        active = [j for j in result["jobs"] if j.get("state") in ("queued", "running", "cancelling")]
+        if result["grid"]:
+            last_step = result["grid_step"]
+        active = [j for j in result["jobs"] if j["state"] in api.JOB_WATCHED_STATES]
         task.progress(None, "watching", poll=result)
         if not active:
-            snaps = result.get("snapshots") or []
-            newest = max((int(x.get("step", 0)) for x in snaps), default=None)
+            snaps = result["snapshots"] or []
+            newest = max((x["step"] for x in snaps), default=None)
             if newest is not None and newest != last_step:  # the last grid was not ready: one more try
                 task.sleep(interval)
                 result = refresh_jobs(task, client, watch_job_id, grid_dir, last_step)
@@ -200,22 +157,22 @@ def generate(task, client, body, out_dir, prefix):
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, f".{prefix}.download")
     ctype = client.generate(body, tmp, should_stop=task.should_stop)
-    seeds = body.get("seeds") or []
+    seeds = body["seeds"]
     paths = []
     try:
-        if "zip" in ctype or zipfile.is_zipfile(tmp):
+        if ctype.startswith("application/zip"):  # several seeds: seedNNNN.png each
             with zipfile.ZipFile(tmp) as zf:
                 names = sorted(n for n in zf.namelist() if n.lower().endswith(".png"))
                 for i, name in enumerate(names):
                     m = re.findall(r"\d+", os.path.basename(name))
-                    seed = int(m[-1]) if m else (seeds[i] if i < len(seeds) else i)
+                    seed = int(m[-1]) if m else seeds[i]
                     dest = os.path.join(out_dir, f"{prefix}_seed{seed:06d}.png")
                     with zf.open(name) as src, open(dest + ".part", "wb") as dst:
                         shutil.copyfileobj(src, dst)
                     os.replace(dest + ".part", dest)
                     paths.append((seed, dest))
-        else:
-            seed = seeds[0] if seeds else 0
+        else:  # one seed: image/png
+            seed = seeds[0]
             dest = os.path.join(out_dir, f"{prefix}_seed{seed:06d}.png")
             os.replace(tmp, dest)
             paths.append((seed, dest))
@@ -230,22 +187,16 @@ def generate(task, client, body, out_dir, prefix):
 def bake_walk(task, client, body, out_dir, prefix="walk", poll_interval=0.5, timeout=3600):
     """POST /walks, wait for it, download the frames and name them `<prefix>_<frame:04d>.png`."""
     walk = client.create_walk(body)
-    walk_id = walk.get("id")
-    if walk_id is None:
-        raise WorkError("The server accepted the walk but sent no id")
+    walk_id = walk["id"]
     deadline = time.monotonic() + timeout
     while True:
-        state = walk.get("state")
-        if state in DONE_STATES:
+        state = walk["state"]
+        if state == api.WALK_COMPLETED:
             break
-        if state in FAILED_STATES:
-            reason = walk.get("error") or walk.get("message") or state
-            if isinstance(reason, dict):
-                reason = reason.get("message", reason)
-            raise WorkError(f"The walk {state}: {reason}")
-        total = walk.get("frames_total") or 1
-        done = walk.get("frames_done") or 0
-        task.progress(0.8 * done / total, f"rendering frame {done}/{total}")
+        if state == api.WALK_FAILED:
+            raise WorkError(f"The walk failed: {walk['error'] or 'see the server log'}")
+        total, done = walk["frames_total"], walk["frames_done"]
+        task.progress(0.8 * done / max(1, total), f"rendering frame {done}/{total}")
         if time.monotonic() > deadline:
             raise WorkError("The walk took too long")
         task.sleep(poll_interval)

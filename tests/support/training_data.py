@@ -1,13 +1,11 @@
-"""Helpers shared by the training tests (small datasets in the public zip layout, micro
-networks), plus checks of the helpers themselves."""
+"""Small training inputs shared by the training tests: micro networks, a quick run's config
+and synthetic images. Dataset zips are written with gan_core.data.writer.write_images."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from gan_core.data.writer import write_images
+from gan_core.train.loop import TrainingConfig
 
 # Networks far smaller than the "tiny" preset (16-32 channels) so that a few hundred training
 # steps fit in a CPU test budget; the architecture is the full StyleGAN2 one.
@@ -16,10 +14,21 @@ MICRO_NETWORKS = {
     "D": {"channel_base": 512, "channel_max": 32},
 }
 
+# 8x8 networks with 16 channels: a training step takes milliseconds, so runs with them check
+# the machinery (not learning; see test_training_learns.py for that).
+MICRO8_NETWORKS = {
+    "G": {"z_dim": 8, "w_dim": 8, "synthesis_kwargs": {"channel_base": 128, "channel_max": 16}},
+    "D": {"channel_base": 128, "channel_max": 16},
+}
 
-def write_dataset_zip(path: Path, images: list[np.ndarray], labels=None) -> Path:
-    """StyleGAN2-ADA layout: 00000/img00000000.png ... plus dataset.json."""
-    return write_images(path, images, labels)
+
+def micro8_config(data, run_dir, **changes) -> TrainingConfig:
+    """A 4-step CPU run of the 8x8 micro networks with ADA, snapshots every 2 steps."""
+    options = dict(data=str(data), run_dir=str(run_dir), steps=4, snapshot_every=2, batch=4, preset="tiny",
+                   network_kwargs=MICRO8_NETWORKS, aug="ada", ada_kimg=0.05, report_every=1, grid_size=(2, 2),
+                   device="cpu")
+    options.update(changes)
+    return TrainingConfig(**options)
 
 
 def black_square_on_white(res: int = 32) -> np.ndarray:
@@ -55,13 +64,3 @@ def random_discs(n: int, res: int = 32, seed: int = 0) -> list[np.ndarray]:
 def noise_images(n: int, res: int = 32, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.RandomState(seed)
     return [rng.randint(0, 256, size=(res, res, 3)).astype(np.uint8) for _ in range(n)]
-
-
-def test_written_zip_is_read_by_zip_dataset(tmp_path):
-    from gan_core.data import ZipDataset
-    path = write_dataset_zip(tmp_path / "d.zip", [black_square_on_white(), colour_pattern()])
-    ds = ZipDataset(path)
-    assert len(ds) == 2 and ds.resolution == 32 and ds.num_channels == 3
-    img, _ = ds[1]
-    assert np.array_equal(img.permute(1, 2, 0).numpy(), colour_pattern())
-    assert len(ZipDataset(path, xflip=True)) == 4

@@ -1,4 +1,5 @@
-"""Helpers shared by the jobs / generation / restart end-to-end tests (real HTTP only)."""
+"""Helpers for tests and benchmarks that train on a live server: a tiny dataset, a tiny job,
+and polling until something happens (real HTTP only)."""
 
 from __future__ import annotations
 
@@ -75,9 +76,15 @@ def finished(job: dict) -> bool:
     return job["state"] in ("completed", "cancelled", "failed", "interrupted")
 
 
-def api_get(server, path: str, **kw) -> requests.Response:
-    return requests.get(server.api(path), headers=server.headers, timeout=30, **kw)
+def write_tiny_base_model(path):
+    """A real checkpoint of an untrained 32x32 tiny generator (fine for plumbing checks:
+    determinism, psi, zip layout, walk frames); returns `path`."""
+    import torch
 
+    from gan_core.models.checkpoint import save_network
+    from gan_core.nn.networks import build_generator, preset_kwargs
 
-def api_post(server, path: str, json=None, **kw) -> requests.Response:
-    return requests.post(server.api(path), json=json, headers=server.headers, timeout=60, **kw)
+    torch.manual_seed(0)
+    G = build_generator(preset_kwargs(32, "tiny")["G"])
+    save_network(path, G.eval(), meta={"name": "tiny base"})
+    return path

@@ -5,7 +5,9 @@ thread-safe queue of messages. The Blender side drains the queue from a timer.
 
 A work function has the signature ``fn(task, *args)``; it calls ``task.progress(...)``
 while it works, checks ``task.should_stop()``, and returns its result. The runner posts
-``Message(kind="result"|"error"|"cancelled"|"progress", ...)``.
+``Message(kind="result"|"error"|"cancelled"|"progress", ...)``; each message carries the
+handler function given to ``submit`` for its kind (by reference, so a misspelt handler is
+a NameError where it is named, not a result that silently goes nowhere).
 """
 
 from __future__ import annotations
@@ -22,28 +24,29 @@ class TaskCancelled(Exception):
 
 
 class Message:
-    __slots__ = ("task_id", "name", "kind", "payload", "context")
+    __slots__ = ("task_id", "name", "kind", "payload", "context", "handler")
 
-    def __init__(self, task_id, name, kind, payload, context):
+    def __init__(self, task_id, name, kind, payload, context, handler=None):
         self.task_id = task_id
-        self.name = name  # what the task does, e.g. "generate" (used to pick a handler)
+        self.name = name  # what the task does, e.g. "generate" (for messages and thread names)
         self.kind = kind  # "progress" | "result" | "error" | "cancelled"
         self.payload = payload
         self.context = context  # plain data the main thread gave when starting the task
+        self.handler = handler  # fn(message) for the main thread, or None for the default
 
     def __repr__(self):
         return f"Message({self.task_id}, {self.name!r}, {self.kind!r}, {self.payload!r})"
 
 
 class Task:
-    def __init__(self, runner, task_id, name, label, context):
+    def __init__(self, runner, task_id, name, label, context, handlers):
         self.id = task_id
         self.name = name
         self.label = label
         self.context = context
+        self.handlers = handlers  # kind -> fn(message) or None
         self.fraction = 0.0
         self.status = "starting"
-        self.started = time.monotonic()
         self.finished = False
         self._cancel = threading.Event()
         self._runner = runner
@@ -81,17 +84,16 @@ class TaskRunner:
         self._lock = threading.Lock()
         self.stopping = False
 
-    def submit(self, name, fn, *args, label=None, context=None, unique=False):
+    def submit(self, name, fn, *args, label=None, context=None, on_result=None, on_progress=None, on_error=None,
+               on_cancelled=None):
         """Start `fn(task, *args)` on a daemon thread; returns the Task.
 
-        With `unique=True` an already running task of the same name is returned instead."""
+        The `on_*` functions run on the main thread (bridge.pump) with each Message of that
+        kind; without one, errors and cancellations are just reported to the user."""
+        handlers = {"result": on_result, "progress": on_progress, "error": on_error, "cancelled": on_cancelled}
         with self._lock:
-            if unique:
-                for t in self.tasks.values():
-                    if t.name == name and not t.finished:
-                        return t
             self.stopping = False
-            task = Task(self, next(self._ids), name, label or name, context or {})
+            task = Task(self, next(self._ids), name, label or name, context or {}, handlers)
             self.tasks[task.id] = task
         thread = threading.Thread(target=self._run, args=(task, fn, args), name=f"latent-{name}-{task.id}",
                                   daemon=True)
@@ -120,7 +122,7 @@ class TaskRunner:
         self._post(task, kind, payload)
 
     def _post(self, task, kind, payload):
-        self.queue.put(Message(task.id, task.name, kind, payload, task.context))
+        self.queue.put(Message(task.id, task.name, kind, payload, task.context, task.handlers.get(kind)))
 
     def drain(self, limit=1000):
         """Messages posted since the last call (main thread)."""

@@ -1,0 +1,52 @@
+"""The server's API vocabulary in one place: route prefix, resource states, fields we read.
+
+These mirror the server (server/jobs/states.py, server/datasets/store.py,
+server/walks/store.py and the routes' OpenAPI schemas); tests/unit/test_addon_contract.py
+checks them against it, so the add-on never guesses at names the server does not send.
+"""
+
+API_PREFIX = "/api/v1"
+
+# -- GET /health (the one route without a token) -> {"status", "version", "device", "device_name"}
+HEALTH_FIELDS = ("version", "device", "device_name")
+
+# -- datasets: GET /datasets/{id} -> {"id", "state", "progress" (0..1), "error" (str or null), ...}
+DATASET_UPLOADED = "uploaded"
+DATASET_PREPARING = "preparing"
+DATASET_READY = "ready"
+DATASET_FAILED = "failed"
+DATASET_STATES = (DATASET_UPLOADED, DATASET_PREPARING, DATASET_READY, DATASET_FAILED)
+DATASET_FIELDS = ("id", "state", "progress", "error")
+
+# -- training jobs: GET /jobs -> {"jobs": [job]}; GET /jobs/{id}/snapshots -> {"snapshots": [snapshot]}
+JOB_QUEUED = "queued"
+JOB_RUNNING = "running"
+JOB_CANCELLING = "cancelling"
+JOB_COMPLETED = "completed"
+JOB_CANCELLED = "cancelled"
+JOB_FAILED = "failed"
+JOB_INTERRUPTED = "interrupted"
+JOB_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_COMPLETED, JOB_CANCELLED, JOB_FAILED, JOB_INTERRUPTED)
+# While a job is in one of these it changes without anyone asking, so the add-on keeps polling.
+JOB_WATCHED_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING)
+JOB_FIELDS = ("id", "title", "state", "step", "steps", "kimg", "eta_s")
+JOBS = "jobs"
+SNAPSHOTS = "snapshots"
+SNAPSHOT_FIELDS = ("step", "kimg")
+
+# -- base models: GET /models -> {"models": [model], "refused": [{"file", "reason"}], "pending": [...]}
+MODELS = "models"
+REFUSED = "refused"
+MODEL_FIELDS = ("id", "name", "kind", "resolution")
+SCRATCH_MODEL = "scratch"  # the base_model that means "train from random weights"
+
+# -- latent walks: POST /walks and GET /walks/{id} -> {"id", "state", "error", "frames_done", "frames_total"}
+WALK_QUEUED = "queued"
+WALK_RENDERING = "rendering"
+WALK_COMPLETED = "completed"
+WALK_FAILED = "failed"
+WALK_STATES = (WALK_QUEUED, WALK_RENDERING, WALK_COMPLETED, WALK_FAILED)
+WALK_FIELDS = ("id", "state", "error", "frames_done", "frames_total")
+
+# -- a dataset's report.json is the dataset builder's: {"resolution", "counts": {"accepted", ...},
+#    "rejected": [{"file", "code", "reason"}], ...}

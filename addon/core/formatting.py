@@ -1,0 +1,49 @@
+"""Text for the UI made from server answers: durations, health, dataset reports, model lists."""
+
+from __future__ import annotations
+
+from .api import SCRATCH_MODEL
+
+SCRATCH_ITEM = (SCRATCH_MODEL, "From scratch", "Train a new model from random weights")
+
+
+def eta(seconds):
+    """'1h05m' / '4m09s'; '-' when unknown (negative)."""
+    if seconds < 0:
+        return "-"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def describe_health(info):
+    """One line for the UI from GET /health: 'Server 0.1.0 on NVIDIA H100 (cuda)'."""
+    device, name = info["device"], info["device_name"]
+    where = f"{name} ({device})" if name and str(name).lower() != str(device).lower() else str(name or device)
+    return f"Server {info['version']} on {where}"
+
+
+def summarize_report(report, max_lines=50):
+    """(summary line, rejected lines) from a dataset's report.json."""
+    rejected = report["rejected"]
+    lines = [f"{r['file']}: {r['reason']}" for r in rejected[:max_lines]]
+    summary = f"{report['counts']['accepted']} accepted, {len(rejected)} rejected"
+    if report["resolution"]:
+        summary += f", {report['resolution']}px"
+    return summary, "\n".join(lines)
+
+
+def model_items(models):
+    """EnumProperty items for the base-model list: 'From scratch' first, then the server's models."""
+    items = [SCRATCH_ITEM]
+    seen = {SCRATCH_MODEL}
+    for m in models:
+        mid = str(m["id"])
+        if mid in seen:  # the server lists "scratch" too
+            continue
+        seen.add(mid)
+        res = m["resolution"]
+        label = m["name"] or mid
+        items.append((mid, f"{label} ({res}px)" if res else label, f"{m['kind']}: {mid}"))
+    return items

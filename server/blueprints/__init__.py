@@ -1,1 +1,0 @@
-"""Small blueprints that belong to no resource package (health)."""

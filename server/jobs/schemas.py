@@ -1,0 +1,100 @@
+"""Bodies of the jobs routes. Limits come from gan_core.rules, defaults from the training
+library's own TrainingConfig, so a job asks for nothing the trainer would refuse later."""
+
+import dataclasses
+from typing import Literal
+
+from pydantic import Field
+
+from gan_core import rules
+from gan_core.train.config import TrainingConfig
+from server.jobs.states import ALL_STATES
+from server.models.library import SCRATCH_ID
+from server.validation import Document, Schema, Timestamp, choice, ruled, text, whole
+
+TRAINING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
+MAX_TITLE = 200
+
+Resolution = ruled(int, lambda value, name: rules.check_resolution(value, name),
+                   {"type": "integer", "minimum": rules.NETWORK_MIN_RESOLUTION,
+                    "maximum": rules.NETWORK_MAX_RESOLUTION, "description": "a power of two"}, nullable=True)
+
+
+class JobCreate(Schema):
+    """POST /jobs. `steps` and `snapshot_every` have server-dependent limits (--max-steps,
+    and the job's steps), checked by the route."""
+
+    title: text(MAX_TITLE) = "untitled"
+    dataset_id: text(64) = Field(description="an id from GET /api/v1/datasets (prepared)")
+    base_model: text(200) = Field(SCRATCH_ID, description=f"'{SCRATCH_ID}' or a model id from GET /api/v1/models")
+    resolution: Resolution = Field(None, description="must be the dataset's; null: the dataset's")
+    steps: whole(1, nullable=True) = Field(None, description=f"total steps; null: {TRAINING_DEFAULTS['steps']} "
+                                           "or the server's --max-steps if lower")
+    batch: whole(1, rules.MAX_TRAIN_BATCH) = TRAINING_DEFAULTS["batch"]
+    mirror: bool = TRAINING_DEFAULTS["mirror"]
+    augmentation: choice(rules.AUG_MODES) = TRAINING_DEFAULTS["aug"]
+    snapshot_every: whole(1, nullable=True) = Field(None, description=f"at most steps; null: {TRAINING_DEFAULTS['snapshot_every']} "
+                                                    "or steps if lower")
+    preset: choice(rules.PRESET_CHOICES) = TRAINING_DEFAULTS["preset"]
+    seed: whole(0, rules.MAX_SEED) = TRAINING_DEFAULTS["seed"]
+
+
+class JobResume(Schema):
+    """POST /jobs/{id}/resume: continue to a new total of steps (null: the job's own)."""
+
+    steps: whole(1, nullable=True) = None
+
+
+class Transition(Document):
+    from_state: str | None
+    to_state: str
+    reason: str | None
+    at: Timestamp
+
+
+class JobOut(Document):
+    id: int
+    title: str
+    state: Literal[ALL_STATES]
+    dataset_id: str | None
+    base_model: str
+    resolution: int | None
+    steps: int
+    step: int
+    batch: int | None
+    mirror: bool | None
+    augmentation: str | None
+    snapshot_every: int | None
+    preset: str | None
+    kimg: float
+    losses: dict[str, float]
+    ada_p: float | None
+    sec_per_kimg: float | None
+    eta_s: float | None
+    latest_grid_url: str | None
+    snapshots_url: str
+    error: str | None
+    attempt: int
+    pid: int | None
+    heartbeat: Timestamp | None = Field(description="the worker's last sign of life")
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    history: list[Transition] | None = Field(None, description="state changes, oldest first (GET /jobs/{id} only)")
+
+
+class JobList(Document):
+    jobs: list[JobOut]
+
+
+class SnapshotOut(Document):
+    step: int
+    kimg: float
+    grid_url: str
+    download_url: str
+    model_id: str = Field(description="for generate/walks `model` and as a job's base_model")
+
+
+class SnapshotList(Document):
+    snapshots: list[SnapshotOut]

@@ -1,0 +1,92 @@
+"""The walk renderer: one background thread that renders queued walks in order.
+
+Walks are a batch job, so they run one at a time; the device lock (server.generation.gpu)
+is taken per batch, so generate requests and training stay responsive. A walk cut short
+by a stop or a crash is queued again at the next start (store.recover) and renders only
+the frames that are missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from gan_core.fileio import atomic_path, atomic_write_bytes
+from server.db import Database
+from server.generation.gpu import device_lock
+from server.generation.model_cache import ModelCache
+from server.walks import store
+
+log = logging.getLogger(__name__)
+PROGRESS_INTERVAL_S = 0.25
+
+
+class WalkRunner:
+    def __init__(self, db: Database, walks_dir: Path, cache: ModelCache, device: str):
+        self.db, self.walks_dir, self.cache, self.device = db, Path(walks_dir), cache, device
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="walk-render")
+        self._closed = threading.Event()
+
+    def submit(self, walk_id: int) -> None:
+        self._pool.submit(self._render_logged, walk_id)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _render_logged(self, walk_id: int) -> None:
+        try:
+            self.render(walk_id)
+        except Exception as exc:  # the row must say what happened; the thread lives on
+            log.exception("walk %s failed", walk_id)
+            store.update_walk(self.db, walk_id, state=store.FAILED, error=f"{type(exc).__name__}: {exc}")
+
+    def render(self, walk_id: int) -> None:
+        from gan_core.generate import encode_png  # torch: loaded with the model anyway
+        from gan_core.latent import Waypoint
+
+        walk = store.get_walk(self.db, walk_id)
+        p = walk["params"]
+        out_dir = store.walk_dir(self.walks_dir, walk_id)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        store.update_walk(self.db, walk_id, state=store.RENDERING)
+        runner = self.cache.get(walk["checkpoint"])
+        waypoints = [Waypoint(frame=w["frame"], seed=w.get("seed"),
+                              z=None if w.get("z") is None else np.asarray(w["z"], dtype=np.float32))
+                     for w in p["waypoints"]]
+        for stale in out_dir.glob(".frame_*.tmp"):  # half-written by a process that was killed
+            stale.unlink(missing_ok=True)
+        already = store.frames_on_disk(out_dir, p["frame_start"], p["frame_end"])  # a resumed walk
+        frames = runner.render_walk(
+            waypoints, p["frame_start"], p["frame_end"], p["interpolation"], p["easing"], p["loop"],
+            p["psi"], noise_mode=p["noise_mode"], batch_size=p["batch_size"], skip_frames=already,
+        )
+        lock = device_lock(self.device)
+        done, last = len(already), 0.0
+        while not self._closed.is_set():
+            # The generator computes a batch inside next() when its buffer runs dry, so
+            # holding the lock per next() holds it for at most one batch.
+            with lock:
+                item = next(frames, None)
+            if item is None:
+                break
+            frame, image = item
+            atomic_write_bytes(out_dir / store.frame_name(frame), encode_png(image))
+            done += 1
+            if time.monotonic() - last > PROGRESS_INTERVAL_S:
+                store.update_walk(self.db, walk_id, frames_done=done)
+                last = time.monotonic()
+        if self._closed.is_set():  # the server is stopping: the next start resumes this walk
+            store.update_walk(self.db, walk_id, state=store.QUEUED, frames_done=done)
+            return
+        with atomic_path(out_dir / store.ZIP_NAME) as tmp:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:  # PNGs are already compressed
+                for path in sorted(out_dir.glob("frame_*.png")):
+                    zf.write(path, path.name)
+        store.update_walk(self.db, walk_id, state=store.COMPLETED, frames_done=done)
