@@ -6,10 +6,10 @@ threads, unit tests) can import the bpy-free `core` subpackage without Blender.
 
 
 def _modules():
-    from . import bridge, operators, panels, preferences, properties
+    from . import bridge, operators, panels, preferences, properties, watch
 
     # registration order: data types first, then operators and UI, the queue timer last
-    return (properties, preferences, operators, panels, bridge)
+    return (properties, preferences, operators, panels, watch, bridge)
 
 
 def register():

@@ -3,18 +3,19 @@
 `pump()` is the one function that applies worker results to Blender data; the timer calls
 it, and headless tests call it directly, so both run the same code. Each message carries
 the handler its operator passed to `runner.submit`; handlers receive plain data (names,
-paths, dicts) and look Blender data up by name each time.
+paths, dicts) and look Blender data up by name each time. `pump()` also runs the tick
+functions (following training jobs) that start work on a schedule.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import tempfile
 import time
 
 import bpy
 
+from . import storage
 from .core.client import ClientError, LatentClient, check_url, is_local_url
 from .core.tasks import TaskRunner
 
@@ -23,21 +24,48 @@ TIMER_INTERVAL = 0.2
 runner = TaskRunner()
 log = collections.deque(maxlen=200)  # (time, level, text) for the panel and for tests
 progress = {}  # task id -> (fraction, status): the main thread's copy, for the panel
+# fn() -> True while it has work scheduled; run on every pump (the training watch)
+tickers = []
+# fn() run after a .blend is opened (resume following jobs, check the connection)
+after_load = []
+# Whether the last connection check or poll reached the server. Operators that need the
+# server are greyed out while it is False; module state, as it must not be saved.
+connection = {"ok": False}
 
 
-def notify(level, text):
-    """Report something to the user from the main thread (info log, status bar, panel)."""
+def notify(level, text, key=""):
+    """Report something to the user from the main thread (info log, status bar, panel).
+
+    `key` names what the message is about ("connection"), so `clear_message(key)` can
+    remove it from the panel once it no longer holds."""
     log.append((time.time(), level, text))
     wm = getattr(bpy.context, "window_manager", None)
     status = getattr(wm, "latent_status", None) if wm is not None else None
     if status is not None:
         status.message = text
         status.message_level = level
+        status.message_key = key
     try:
         bpy.ops.latent.report_message(level=level, message=text[:1000])
     except Exception:  # no operator context (e.g. during unregister): the log keeps it
         print(f"Latent Studio {level}: {text}")
     redraw()
+
+
+def clear_message(key):
+    """Remove the panel's message if it was about `key` (a stale error that no longer holds)."""
+    status = getattr(getattr(bpy.context, "window_manager", None), "latent_status", None)
+    if status is not None and key and status.message_key == key:
+        status.message = ""
+        status.message_key = ""
+        redraw()
+
+
+def set_connected(ok, text=None):
+    connection["ok"] = bool(ok)
+    status = getattr(getattr(bpy.context, "window_manager", None), "latent_status", None)
+    if status is not None and text is not None:
+        status.connection = text
 
 
 def redraw():
@@ -51,8 +79,25 @@ def redraw():
                 area.tag_redraw()
 
 
+_tick_error = [""]  # the last error a tick function raised: said once, not five times a second
+
+
+def _tick():
+    """Run the tick functions; True while one of them has work scheduled."""
+    busy = False
+    for fn in list(tickers):
+        try:
+            busy = bool(fn()) or busy
+        except Exception as exc:  # a broken tick must not kill the timer
+            if str(exc) != _tick_error[0]:
+                _tick_error[0] = str(exc)
+                notify("ERROR", f"Latent Studio: {exc}")
+    return busy
+
+
 def pump():
-    """Apply every queued worker message. Returns how many were handled."""
+    """Apply every queued worker message, then run the tick functions. Returns how many
+    messages were handled."""
     messages = runner.drain()
     for msg in messages:
         if msg.kind == "progress":
@@ -70,6 +115,7 @@ def pump():
             notify("ERROR", f"{msg.name}: could not apply the result: {exc}")
     if messages:
         redraw()
+    _tick()
     return len(messages)
 
 
@@ -79,13 +125,15 @@ def _timer():
 
 
 def pump_until_idle(timeout=30.0):
-    """Run the queue until no task is left (tests and modal-free scripts)."""
+    """Run the queue until no task is left and nothing is scheduled (tests and modal-free
+    scripts): following a training job lasts until the job ends."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pump()
-        if not runner.active() and runner.queue.empty():
+        if not runner.active() and runner.queue.empty() and not _tick():
             pump()
-            return True
+            if not runner.active() and runner.queue.empty():
+                return True
         time.sleep(0.02)
     return False
 
@@ -107,21 +155,6 @@ def make_client(context=None, timeout=10.0, long_timeout=120.0):
             "Local servers (127.0.0.1, localhost) always work."
         )
     return LatentClient(url, p.token, timeout=timeout, long_timeout=long_timeout)
-
-
-def output_dir(sub):
-    """Folder for downloaded files: next to the .blend, or a temp folder when unsaved.
-
-    Returns (path, is_temporary)."""
-    if bpy.data.filepath:
-        base = os.path.join(os.path.dirname(bpy.path.abspath(bpy.data.filepath)), "latent_studio")
-        temporary = False
-    else:
-        base = os.path.join(tempfile.gettempdir(), "latent_studio")
-        temporary = True
-    path = os.path.join(base, sub)
-    os.makedirs(path, exist_ok=True)
-    return path, temporary
 
 
 def load_image(path, name, reload=True):
@@ -152,18 +185,48 @@ def _on_load_pre(*_args):
         log.append((time.time(), "WARNING", "Opening another file: background tasks were cancelled"))
 
 
+@bpy.app.handlers.persistent
+def _on_load_post(*_args):
+    connection["ok"] = False  # the window manager's status starts over with the file
+    for fn in list(after_load):
+        fn()
+
+
+@bpy.app.handlers.persistent
+def _on_save_pre(filepath="", *_args):
+    """First save of a file that used a temporary folder: bring its files along."""
+    if bpy.data.filepath or not filepath:
+        return
+    copied = storage.adopt_temp_files(filepath)
+    if copied:
+        log.append((time.time(), "INFO", f"Copied {copied} files from the temporary folder beside the .blend"))
+
+
+@bpy.app.handlers.persistent
+def _on_save_post(*_args):
+    storage.undo_adoption_if_still_unsaved()
+
+
+_HANDLERS = ((bpy.app.handlers.load_pre, _on_load_pre), (bpy.app.handlers.load_post, _on_load_post),
+             (bpy.app.handlers.save_pre, _on_save_pre), (bpy.app.handlers.save_post, _on_save_post))
+
+
 def register():
     if not bpy.app.timers.is_registered(_timer):
         bpy.app.timers.register(_timer, first_interval=TIMER_INTERVAL, persistent=True)
-    if _on_load_pre not in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.append(_on_load_pre)
+    for handlers, fn in _HANDLERS:
+        if fn not in handlers:
+            handlers.append(fn)
 
 
 def unregister():
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    for handlers, fn in _HANDLERS:
+        if fn in handlers:
+            handlers.remove(fn)
     if bpy.app.timers.is_registered(_timer):
         bpy.app.timers.unregister(_timer)
     runner.shutdown(wait=1.0)
     runner.drain()
     progress.clear()
+    tickers.clear()
+    after_load.clear()

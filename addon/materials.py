@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-NODE_NAME = "Latent Studio Texture"
+NODE_NAME = "Latent Studio Texture"  # stills
+WALK_NODE_NAME = "Latent Studio Walk"  # image sequences
 
 
 class MaterialError(ValueError):
@@ -42,38 +43,52 @@ def _principled(tree):
     return bsdf
 
 
-def apply_image(obj_name, image_name):
-    """Show image `image_name` as the Base Color of `obj_name`'s active material.
+def apply_image(obj_name, image_name, node_name=NODE_NAME, label="Latent Studio"):
+    """Show image `image_name` as the Base Color of `obj_name`'s active material, through
+    our image node `node_name` (created when missing; stills and walks have one each).
 
-    Creates the material when the object has none, reuses our texture node when present.
-    Returns (material name, node name)."""
+    Nothing that was there is lost: an image our node showed before keeps a fake user, and
+    a node of the user's that fed Base Color stays in the material, unlinked.
+    Returns (material name, node name, what changed in words or "")."""
     image = bpy.data.images.get(image_name or "")
     if image is None:
-        raise MaterialError(f"There is no image named {image_name!r}")
+        raise MaterialError(f"There is no image named {image_name!r}: generate one first" if image_name
+                            else "There is no image to apply: generate one first (Latent > Generate)")
     obj, mat = _target_material(obj_name)
     tree = mat.node_tree
     bsdf = _principled(tree)
-    tex = tree.nodes.get(NODE_NAME)
+    notes = []
+    base_color = bsdf.inputs["Base Color"]
+    previous = base_color.links[0].from_node if base_color.is_linked else None
+    tex = tree.nodes.get(node_name)
     if tex is None or tex.type != "TEX_IMAGE":
         tex = tree.nodes.new("ShaderNodeTexImage")
-        tex.name = NODE_NAME
-        tex.label = "Latent Studio"
-        tex.location = (bsdf.location.x - 350, bsdf.location.y)
+        tex.name = node_name
+        tex.label = label
+        offset = 300 if node_name != NODE_NAME else 0  # side by side when both exist
+        tex.location = (bsdf.location.x - 350, bsdf.location.y - offset)
+    old = tex.image
+    if old is not None and old != image:
+        old.use_fake_user = True  # leaves the node but stays in the file
+        notes.append(f"'{old.name}' stays in the file")
     tex.image = image
-    tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
+    if previous is not None and previous != tex:
+        notes.append(f"'{previous.label or previous.name}' was unlinked from Base Color and kept in the material")
+    tree.links.new(tex.outputs["Color"], base_color)
     tree.nodes.active = tex
-    return mat.name, tex.name
+    return mat.name, tex.name, "; ".join(notes)
 
 
 def setup_sequence(obj_name, image_name, frame_start, frame_count, first_number):
     """Apply an image sequence whose files are numbered from `first_number`, so that
     scene frame `frame_start` shows file `first_number` and the next `frame_count - 1`
-    frames follow one file per frame."""
+    frames follow one file per frame. The walk has its own node: a still applied before
+    keeps its node and image. Returns (material name, node name, what changed)."""
     image = bpy.data.images.get(image_name or "")
     if image is None:
         raise MaterialError(f"There is no image named {image_name!r}")
     image.source = "SEQUENCE"
-    mat_name, node_name = apply_image(obj_name, image_name)
+    mat_name, node_name, note = apply_image(obj_name, image_name, WALK_NODE_NAME, "Latent Studio walk")
     node = bpy.data.materials[mat_name].node_tree.nodes[node_name]
     iu = node.image_user
     iu.frame_duration = frame_count
@@ -82,4 +97,4 @@ def setup_sequence(obj_name, image_name, frame_start, frame_count, first_number)
     iu.frame_offset = first_number - 1
     iu.use_auto_refresh = True
     iu.use_cyclic = False
-    return mat_name, node_name
+    return mat_name, node_name, note

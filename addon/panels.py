@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import bridge, render_dataset
+from . import bridge, render_dataset, watch
 from .core.formatting import eta
+from .core.joblist import model_choice
 
 
 def _image_thumb(layout, img):
@@ -30,7 +31,8 @@ class LATENT_UL_jobs(bpy.types.UIList):
 
 class LATENT_UL_snapshots(bpy.types.UIList):
     def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0, flt_flag=0):
-        layout.label(text=f"step {item.step}  ({item.kimg:.1f} kimg)")
+        pinned = not data.use_latest and item.step == data.pinned_step
+        layout.label(text=f"step {item.step}  ({item.kimg:.1f} kimg)", icon="PINNED" if pinned else "NONE")
 
 
 class LATENT_UL_waypoints(bpy.types.UIList):
@@ -61,6 +63,22 @@ class LATENT_PT_main(_LatentPanel, bpy.types.Panel):
             fraction, text = bridge.progress.get(task.id, (task.fraction, task.status))
             row.progress(factor=fraction, text=f"{task.label}: {text}")
             row.operator("latent.cancel_task", text="", icon="CANCEL").task_id = task.id
+        if not bpy.data.filepath:
+            _unsaved_file(layout, context.scene.latent)
+
+
+def _unsaved_file(layout, s):
+    """An unsaved file has no folder for the add-on's files: say so, and offer both ways out."""
+    box = layout.box()
+    if s.temp_dir:
+        box.label(text="Unsaved file: files go to a temporary folder", icon="INFO")
+        box.label(text=s.temp_dir)
+        box.label(text="Saving the .blend copies them beside it")
+        return
+    box.label(text="Unsaved file: nowhere to keep renders and walks", icon="ERROR")
+    row = box.row(align=True)
+    row.operator("wm.save_as_mainfile", text="Save .blend", icon="FILE_TICK")
+    row.operator("latent.use_temp_folder", icon="FILE_FOLDER")
 
 
 class LATENT_PT_dataset(_LatentPanel, bpy.types.Panel):
@@ -89,12 +107,17 @@ class LATENT_PT_dataset(_LatentPanel, bpy.types.Panel):
             row.prop(s, "random_world_rotation")
             col.prop(s, "seed")
         if s.source != "FOLDER":
-            layout.prop(s, "render_size")
+            row = layout.row(align=True)
+            row.prop(s, "render_size")
+            row.prop(s, "render_samples")
             session = render_dataset.current
             if session is not None:
                 layout.progress(factor=session.index / max(1, session.total),
-                                text=f"Rendering {session.index}/{session.total} (Esc cancels)")
+                                text=f"{session.progress_text()} (Esc cancels)")
             else:
+                samples = s.render_samples or "the scene's"
+                views = s.view_count if s.source == "ORBIT" else "timeline"
+                layout.label(text=f"{views} views, {s.render_size} px, {samples} samples each", icon="TIME")
                 layout.operator("latent.render_dataset", icon="RENDER_STILL")
         row = layout.row(align=True)
         row.prop(s, "resolution")
@@ -128,6 +151,7 @@ class LATENT_PT_training(_LatentPanel, bpy.types.Panel):
         col.prop(s, "batch")
         col.prop(s, "snapshot_every")
         col.prop(s, "augmentation")
+        col.prop(s, "precision")
         col.prop(s, "mirror")
         layout.operator("latent.start_training", icon="PLAY")
         row = layout.row()
@@ -137,13 +161,42 @@ class LATENT_PT_training(_LatentPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("latent.job_action", text="Cancel", icon="CANCEL").action = "cancel"
         row.operator("latent.job_action", text="Continue", icon="PLAY").action = "resume"
-        if len(s.snapshots):
-            layout.label(text="Snapshots")
+        job = watch.selected_job(s)
+        if job is not None and job.error:
+            layout.label(text=job.error, icon="ERROR")
+        if job is not None:
+            layout.label(text=f"Snapshots of '{job.title}'")
             layout.template_list("LATENT_UL_snapshots", "", s, "snapshots", s, "snapshot_index", rows=3)
+            layout.prop(s, "use_latest")
         img = bpy.data.images.get(s.sample_image) if s.sample_image else None
         if img is not None:
-            layout.label(text="Latest samples")
+            layout.label(text=f"Samples at step {s.sample_step}" if s.sample_step >= 0 else "Samples")
             _image_thumb(layout, img)
+        if s.training_notice:
+            _training_notice(layout, s)
+
+
+def _training_notice(layout, s):
+    box = layout.box()
+    row = box.row()
+    row.label(text=s.training_notice, icon="INFO")
+    row.operator("latent.dismiss_notice", text="", icon="X")
+    img = bpy.data.images.get(s.notice_image) if s.notice_image else None
+    if img is not None and img.name != s.sample_image:  # the selected job's samples are shown above
+        _image_thumb(box, img)
+
+
+def _model_in_use(layout, s):
+    """Which network Generate and Bake Walk will use, with its step."""
+    if s.model_source == "BASE":
+        layout.label(text=f"Base model: {s.base_model}", icon="FILE_3D")
+        return
+    job = watch.selected_job(s)
+    if job is None:
+        layout.label(text="Select a training job in the Training panel", icon="INFO")
+        return
+    steps = [x.step for x in s.snapshots] if s.snapshots_job == job.job_id else []
+    layout.label(text=model_choice(f"'{job.title}'", steps, s.use_latest, s.pinned_step), icon="FILE_3D")
 
 
 class LATENT_PT_generate(_LatentPanel, bpy.types.Panel):
@@ -154,6 +207,7 @@ class LATENT_PT_generate(_LatentPanel, bpy.types.Panel):
         layout = self.layout
         s = context.scene.latent
         layout.prop(s, "model_source", expand=True)
+        _model_in_use(layout, s)
         row = layout.row(align=True)
         row.prop(s, "gen_seed")
         row.operator("latent.random_seed", text="", icon="FILE_REFRESH").target = "gen_seed"
@@ -161,8 +215,10 @@ class LATENT_PT_generate(_LatentPanel, bpy.types.Panel):
         layout.prop(s, "count")
         layout.prop(s, "storage")
         layout.operator("latent.generate_images", icon="IMAGE_DATA")
-        if s.last_image:
+        if s.last_image and bpy.data.images.get(s.last_image) is not None:
             layout.operator("latent.apply_image", icon="MATERIAL").image = s.last_image
+        else:
+            layout.label(text="Generate an image to put it on a material")
 
 
 class LATENT_PT_walk(_LatentPanel, bpy.types.Panel):
@@ -188,9 +244,10 @@ class LATENT_PT_walk(_LatentPanel, bpy.types.Panel):
         layout.prop(s, "easing")
         layout.prop(s, "loop")
         layout.prop(s, "walk_psi")
+        _model_in_use(layout, s)
         layout.operator("latent.bake_walk", icon="RENDER_ANIMATION")
-        if not bpy.data.filepath:
-            layout.label(text="Unsaved file: frames go to a temporary folder", icon="INFO")
+        if s.walk_image:
+            layout.label(text=f"Last walk: {s.walk_image}", icon="SEQUENCE")
 
 
 _classes = (LATENT_UL_jobs, LATENT_UL_snapshots, LATENT_UL_waypoints, LATENT_PT_main, LATENT_PT_dataset,

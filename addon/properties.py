@@ -37,6 +37,26 @@ def _waypoint_frame_update(self, context):
     walks.on_waypoint_frame_changed(self, context)
 
 
+# The selections that decide which model Generate and Bake Walk use (watch.py keeps the
+# snapshot list on the selected job and reads a clicked snapshot as a pinned step).
+def _job_selected(self, context):
+    from . import watch
+
+    watch.on_job_selected(self, context)
+
+
+def _snapshot_picked(self, context):
+    from . import watch
+
+    watch.on_snapshot_picked(self, context)
+
+
+def _use_latest_changed(self, context):
+    from . import watch
+
+    watch.on_use_latest_changed(self, context)
+
+
 class LATENT_PG_waypoint(bpy.types.PropertyGroup):
     uid: IntProperty(name="Id", description="Stable id linking this waypoint to its keyframe", default=0)
     frame: IntProperty(name="Frame", description="Scene frame where the walk passes this latent",
@@ -56,6 +76,7 @@ class LATENT_PG_job(bpy.types.PropertyGroup):
     kimg: FloatProperty(name="kimg")
     progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0)
     eta_s: FloatProperty(name="ETA (s)", default=-1.0)
+    error: StringProperty(name="Why it failed")
 
 
 class LATENT_PG_snapshot(bpy.types.PropertyGroup):
@@ -74,7 +95,7 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     )
     dataset_dir: StringProperty(name="Folder", subtype="DIR_PATH", default="//latent_dataset/",
                                 description="Where renders are written, or the image folder to upload")
-    view_count: IntProperty(name="Views", default=64, min=1, max=25000)
+    view_count: IntProperty(name="Views", default=limits.DEFAULT_VIEW_COUNT, min=1, max=25000)
     azimuth_min: FloatProperty(name="Azimuth from", subtype="ANGLE", default=0.0)
     azimuth_max: FloatProperty(name="Azimuth to", subtype="ANGLE", default=6.283185307179586)
     elevation_min: FloatProperty(name="Elevation from", subtype="ANGLE", default=0.0,
@@ -91,8 +112,13 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
                                         description="Random Z rotation of the world's Mapping node per view")
     random_light_rotation: BoolProperty(name="Rotate lights", default=False,
                                         description="Random rotation of the lights around the object per view")
-    render_size: IntProperty(name="Render size", default=256, min=8, max=4096,
+    render_size: IntProperty(name="Render size", default=limits.DEFAULT_RENDER_SIZE, min=8, max=4096,
                              description="Square render resolution in pixels")
+    render_samples: IntProperty(name="Samples", default=limits.DEFAULT_RENDER_SAMPLES, min=0, max=65536,
+                                description="Render samples per view for the dataset (Cycles and EEVEE); "
+                                            "0 keeps the scene's own. Few samples keep a first dataset to minutes")
+    temp_dir: StringProperty(name="Temporary folder", default="",
+                             description="Where an unsaved file keeps the add-on's files until it is saved")
     seed: IntProperty(name="Seed", default=0, min=0)
 
     # -- dataset: server side ---------------------------------------------------------
@@ -113,11 +139,23 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     snapshot_every: IntProperty(name="Snapshot every", default=500, min=1)
     mirror: BoolProperty(name="Mirror", default=False, description="Also train on horizontally flipped images")
     augmentation: EnumProperty(name="Augmentation", items=limits.AUGMENTATIONS, default="ada")
+    precision: EnumProperty(name="Precision", items=limits.PRECISIONS, default="auto",
+                            description="Number format of the networks' top resolutions while training")
     jobs: CollectionProperty(type=LATENT_PG_job)
-    job_index: IntProperty(name="Job", default=0)
+    job_index: IntProperty(name="Job", default=0, update=_job_selected)
     snapshots: CollectionProperty(type=LATENT_PG_snapshot)
-    snapshot_index: IntProperty(name="Snapshot", default=0)
+    snapshots_job: StringProperty(name="Snapshots of job", description="The job the snapshot list belongs to")
+    snapshot_index: IntProperty(name="Snapshot", default=0, update=_snapshot_picked,
+                                description="Click a snapshot to generate from its step")
+    use_latest: BoolProperty(name="Latest snapshot", default=True, update=_use_latest_changed,
+                             description="Generate from the newest snapshot of the selected job, looked up when "
+                                         "you press Generate; off: the step picked in the list")
+    pinned_step: IntProperty(name="Pinned step", default=-1)
     sample_image: StringProperty(name="Sample grid image")
+    sample_step: IntProperty(name="Sample grid step", default=-1)
+    training_notice: StringProperty(name="Training news", description="How the last training that ended ended")
+    notice_job: StringProperty(name="Job of the news")
+    notice_image: StringProperty(name="Samples of the news")
 
     # -- generation -------------------------------------------------------------------
     model_source: EnumProperty(name="Model", items=[("JOB", "Training job", "The selected job and snapshot"),
@@ -126,8 +164,11 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     gen_seed: IntProperty(name="Seed", default=0, min=0, max=limits.MAX_SEED)
     psi: FloatProperty(name="Truncation psi", default=0.7, min=limits.PSI_MIN, max=limits.PSI_MAX)
     count: IntProperty(name="Count", default=1, min=1, max=limits.SEEDS_PER_REQUEST)
-    storage: EnumProperty(name="Store", items=[("PACK", "Pack into .blend", ""),
-                                               ("SAVE", "Files next to .blend", "")], default="PACK")
+    storage: EnumProperty(name="Store", items=[("PACK", "Pack into .blend", "Generated images, previews and sample "
+                                                "grids are stored inside the .blend"),
+                                               ("SAVE", "Files next to .blend", "PNG files in latent_studio/<name of "
+                                                "the .blend>/ beside it, linked by relative paths")],
+                          default="PACK")
     last_image: StringProperty(name="Last image")
 
     # -- latent walks -----------------------------------------------------------------
@@ -146,6 +187,7 @@ class LATENT_PG_status(bpy.types.PropertyGroup):
     connection: StringProperty(name="Connection", default="Not checked")
     message: StringProperty(name="Message")
     message_level: StringProperty(name="Level", default="INFO")
+    message_key: StringProperty(name="About", description="What the message is about, so it can be cleared")
 
 
 _classes = (LATENT_PG_waypoint, LATENT_PG_job, LATENT_PG_snapshot, LATENT_PG_settings, LATENT_PG_status)

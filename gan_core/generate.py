@@ -84,10 +84,15 @@ def image_grid(images: np.ndarray, cols: int) -> np.ndarray:
 class ModelRunner:
     """One generator on one device, loaded once, answering generate / walk requests."""
 
-    def __init__(self, path_or_networks, device="auto"):
+    def __init__(self, path_or_networks, device="auto", precision: str = "auto"):
         from gan_core.models.checkpoint import load_network
+        from gan_core.nn.networks import set_precision
 
         self.device = resolve_device(device)
+        try:  # checked before the (possibly large) checkpoint is read
+            self.precision = rules.check_precision(precision, self.device.type)
+        except rules.RuleError as exc:
+            raise GenerateError(str(exc)) from None
         if isinstance(path_or_networks, (str, Path)):
             loaded = load_network(path_or_networks, device=self.device, parts=("G_ema",))
             self.G, self.config = loaded["G_ema"], loaded["config"]
@@ -97,7 +102,7 @@ class ModelRunner:
             self.G, self.config = path_or_networks, {}
         else:
             raise GenerateError("ModelRunner wants a checkpoint path, a Generator or a dict with 'G_ema'")
-        self.G = self.G.to(self.device).eval()
+        self.G = set_precision(self.G.to(self.device).eval(), self.precision)
         self.z_dim, self.c_dim, self.w_dim = self.G.z_dim, self.G.c_dim, self.G.w_dim
         self.resolution, self.num_ws = self.G.img_resolution, self.G.num_ws
 

@@ -276,6 +276,25 @@ def validate_walk(waypoints: Sequence[Waypoint], frame_start: int, frame_end: in
     return keys
 
 
+def same_latent(a: Waypoint, b: Waypoint) -> bool:
+    if a.seed is not None or b.seed is not None:
+        return a.seed == b.seed
+    return a.z.shape == b.z.shape and bool(np.array_equal(a.z, b.z))
+
+
+def loop_keys_and_range(waypoints: Sequence[Waypoint]) -> tuple[list[Waypoint], int, int]:
+    """Keys and frame range of a loop given by its keys alone ("0:seed=1,...,96:seed=1").
+
+    A last key that repeats the first is where the loop closes, not a frame to render:
+    the range ends one frame before it, so the sequence's last frame flows into its first
+    without showing the same image twice. Otherwise the loop turns back after the last key.
+    """
+    keys = sort_waypoints(waypoints)
+    if len(keys) > 2 and same_latent(keys[0], keys[-1]):
+        return keys[:-1], keys[0].frame, keys[-1].frame - 1
+    return keys, keys[0].frame, keys[-1].frame
+
+
 def walk_latents(waypoints: Sequence[Waypoint], z_dim: int, frame_start: int, frame_end: int,
                  interp: str = "slerp", easing: str = "linear", loop: bool = False, space: str = "z",
                  resolve: Callable[[Waypoint], np.ndarray] | None = None) -> Iterator[tuple[int, np.ndarray]]:

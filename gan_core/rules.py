@@ -37,6 +37,18 @@ PRESET_CHOICES = ("auto", *PRESETS)       # auto: small up to 128 px, else style
 AUG_MODES = ("ada", "fixed", "off")
 AUGMENT_PIPELINES = ("bgc", "bg", "bgcc")  # which transforms ADA may use (gan_core.train.augment)
 MAX_TRAIN_BATCH = 256
+# The dtype of the blocks a network marks for reduced precision (its top `num_fp16_res`
+# resolutions: 4 in the small and stylegan2 presets, none in tiny); the rest stays fp32.
+PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+# "auto" = the fastest precision known to be stable on the device. CPU: fp32 (exact, and
+# bf16 is only faster on CPUs with bf16 instructions). CUDA: fp16, the reference's own
+# mixed precision, until GPU measurements (issue 18) show bf16 faster and as stable.
+AUTO_PRECISION = {"cpu": "fp32", "cuda": "fp16"}
+# fp16 on the CPU has no fast kernels: about 10x slower than fp32 for inference and for a
+# training step (benchmarks/bench_precision_cpu.py, docs/BENCHMARKS.md), so the CPU
+# refuses it; bf16 runs there (and is faster on CPUs with bf16 instructions).
+DEVICE_PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": PRECISIONS}
 
 # ----------------------------------------------------------------------------- generation and walks
 
@@ -114,3 +126,20 @@ def check_psi(value, name: str = "truncation psi") -> float:
 
 def check_noise_mode(value, name: str = "noise mode") -> str:
     return check_choice(value, NOISE_MODES, name)
+
+
+def check_precision(value, device_type: str | None = None, name: str = "precision") -> str:
+    """A precision choice. With a device type ("cpu" or "cuda"), "auto" becomes that device's
+    default and a precision the device cannot run is refused."""
+    check_choice(value, PRECISION_CHOICES, name)
+    if device_type is None:
+        return value
+    if device_type not in AUTO_PRECISION:
+        raise RuleError(f"{name}: unknown device type {device_type!r}; use {', '.join(AUTO_PRECISION)}")
+    if value == "auto":
+        return AUTO_PRECISION[device_type]
+    allowed = DEVICE_PRECISIONS[device_type]
+    if value not in allowed:
+        raise RuleError(f"{name} {value} is not offered on the {device_type.upper()}: without fast {value} kernels "
+                        f"it runs many times slower than fp32 there; use {' or '.join(allowed)} (or auto)")
+    return value

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+from pathlib import Path
 
 from flask import Flask
 
@@ -16,7 +18,7 @@ from server import health, openapi
 from server.auth import install_auth, load_or_create_token
 from server.config import ServerConfig
 from server.datasets import routes as datasets
-from server.db import Database
+from server.db import Database, open_checked
 from server.errors import register_error_handlers
 from server.filelock import FileLock
 from server.generation import routes as generation
@@ -30,6 +32,10 @@ log = logging.getLogger(__name__)
 
 # Room for multipart boundaries and small form fields on top of the upload limit.
 BODY_OVERHEAD_BYTES = 1 << 20
+PRIVATE_DIR_MODE = 0o700  # the data directory holds the token and everyone's uploads: owner only
+# Present while the owning server runs; left behind by a crash or kill -9, which makes the next
+# start check the whole database (integrity_check) instead of the quick check.
+RUNNING_MARKER = "server.running"
 PACKAGES = (health, openapi, datasets, models, jobs, generation, walks)
 
 
@@ -44,24 +50,43 @@ def _resolve_device(spec: str) -> tuple[str, str]:
     return str(device), describe_device(device)
 
 
+def make_private_dirs(*folders: Path) -> None:
+    """Create the folders 0700, and tighten ones made earlier with looser modes."""
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+        if os.name == "posix" and folder.stat().st_mode & 0o077:
+            os.chmod(folder, PRIVATE_DIR_MODE)
+
+
+def _open_database(config: ServerConfig) -> Database:
+    """The database, checked by SQLite before anything uses it: thoroughly when the last
+    server did not stop cleanly. A damaged one raises DatabaseDamagedError (the way out
+    is in its message), so the server never starts on top of it."""
+    return open_checked(config.db_path, thorough=(config.data_dir / RUNNING_MARKER).exists())
+
+
 def _claim_data_dir(state: ServerState) -> None:
     """One server runs the queues of a data directory; a second one only serves requests.
     The OS drops the lock when the process dies, so a crash leaves no stale lock."""
     lock = FileLock(state.config.data_dir / "server.lock")
     state.owns_data_dir = lock.try_acquire()
     state.add_shutdown_hook(lock.release)  # added first: released last
+    if state.owns_data_dir:
+        marker = state.config.data_dir / RUNNING_MARKER
+        marker.touch()
+        state.add_shutdown_hook(lambda: marker.unlink(missing_ok=True))  # added second: runs just before the release
 
 
 def create_app(config: ServerConfig) -> Flask:
-    for folder in (config.data_dir, config.datasets_dir, config.models_dir, config.jobs_dir, config.walks_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(config.data_dir, config.datasets_dir, config.models_dir, config.jobs_dir, config.walks_dir)
+    db = _open_database(config)  # first: a damaged database stops the start before anything else
     token = load_or_create_token(config.token_path, config.token)
     device, device_name = _resolve_device(config.device)
     app = Flask(__name__, static_folder=None)  # no /static route: the API serves JSON and generated files only
     # Flask refuses larger bodies before a handler reads them; the upload code enforces the exact limit.
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + BODY_OVERHEAD_BYTES
     app.json.sort_keys = False
-    state = ServerState(config, Database(config.db_path), device=device, device_name=device_name, token=token)
+    state = ServerState(config, db, device=device, device_name=device_name, token=token)
     app.extensions[EXTENSION_KEY] = state
     register_error_handlers(app)
     install_auth(app, token)

@@ -28,10 +28,18 @@ class ServerConfig:
     max_compression_ratio: float = 200.0
     max_extracted_bytes: int = 20 * 10**9  # declared uncompressed total of an uploaded zip
     max_steps: int = 25000
+    # Dataset preparations running at once (each uses a pool of processes); the rest wait, queued.
+    max_preparations: int = 1
+    # Generate requests running or waiting at once; one more is answered 503 + Retry-After, so
+    # generation never occupies more than this many HTTP threads (health and status stay quick).
+    generate_queue: int = 4
+    # Walks queued or rendering at once; one more is answered 503 + Retry-After.
+    walk_queue: int = 16
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser().resolve()
-        for name in ("max_upload_bytes", "max_images", "max_zip_entries", "max_extracted_bytes", "max_steps", "workers"):
+        for name in ("max_upload_bytes", "max_images", "max_zip_entries", "max_extracted_bytes", "max_steps", "workers",
+                     "max_preparations", "generate_queue", "walk_queue"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive whole number, got {value!r}")

@@ -19,6 +19,9 @@ allowed); `code` is for programs, and is one of:
 | 409    | dataset_gone            | a job's dataset was deleted; the job cannot train further       |
 | 409    | illegal_state_transition| the job's state does not allow the action                       |
 | 409    | walk_not_ready          | the walk has not completed                                      |
+| 409    | job_active              | delete: the job is queued, training or stopping; cancel it first|
+| 409    | walk_active             | delete: the walk is queued or rendering                         |
+| 409    | model_in_use            | delete: an unfinished job or walk uses the model (or snapshot)  |
 | 413    | payload_too_large       | the body is over the server's limit                             |
 | 415    | unsupported_media_type  | an upload in a form the server does not read                    |
 | 422    | invalid_input           | a well-formed request whose values are wrong                    |
@@ -26,17 +29,26 @@ allowed); `code` is for programs, and is one of:
 | 422    | unknown_base_model      | a job body names a base model that does not exist               |
 | 422    | <zip refusal>           | an upload refused for its content: unsafe_path, symlink_entry,  |
 |        |                         | unsupported_entry, encrypted_entry, duplicate_entry,            |
-|        |                         | compression_ratio, too_many_entries, zip_too_large,             |
-|        |                         | too_many_images, no_images                                      |
+|        |                         | compression_ratio, overlapping_entries, too_many_entries,       |
+|        |                         | zip_too_large, too_many_images, no_images                       |
 | 500    | internal_error          | a bug; details are in the server log only                       |
+| 503    | server_busy             | generation or walk queue full; retry after `Retry-After` seconds|
+| 507    | insufficient_storage    | the server's disk is full; nothing was saved, free space, retry |
+
+Messages never show server paths (server.redact): a path inside the data directory is
+shown relative to it, any other absolute path as its last component.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
+
+from gan_core.fileio import is_disk_full
+from server.redact import redact_paths
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +65,11 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid_input",
     500: "internal_error",
+    503: "server_busy",
+    507: "insufficient_storage",
 }
+RETRY_AFTER_S = 5  # what a full queue asks clients to wait before trying again
+DISK_FULL_MESSAGE = "the server's disk is full: nothing was saved; free space on it, then try again"
 
 
 class ApiError(Exception):
@@ -75,8 +91,24 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "bad_request", message)
 
 
+def server_busy(what: str) -> ApiError:
+    """503 with Retry-After: a bounded queue is full; the request changed nothing."""
+    return ApiError(503, "server_busy", f"the server is busy with other {what}; try again in {RETRY_AFTER_S} seconds",
+                    {"Retry-After": str(RETRY_AFTER_S)})
+
+
+def _data_dir():
+    extension = current_app.extensions.get("latent") if has_app_context() else None
+    return getattr(getattr(extension, "config", None), "data_dir", None)
+
+
+def public_text(text):
+    """`text` without server paths: inside the data directory relative to it, others cut short."""
+    return redact_paths(text, (_data_dir(),))
+
+
 def error_response(status: int, code: str, message: str, headers: dict | None = None):
-    response = jsonify({"error": {"code": code, "message": message}})
+    response = jsonify({"error": {"code": code, "message": public_text(message)}})
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -105,5 +137,9 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):  # Flask routes these here when no closer handler exists
             return _http_error(exc)
+        if is_disk_full(exc) or (isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)):
+            # an upload, a walk request or a database write found no space
+            log.error("disk full while answering a request: %s", exc)
+            return error_response(507, "insufficient_storage", DISK_FULL_MESSAGE)
         log.exception("unhandled error in request")
         return error_response(500, "internal_error", "internal server error (details are in the server log)")

@@ -34,6 +34,8 @@ class ServerState:
         self.model_cache = None   # server.generation.model_cache.ModelCache   (server.app)
         self.preparations = None  # server.datasets.prepare.PreparationRunner (datasets)
         self.scheduler = None     # server.jobs.scheduler.Scheduler           (jobs)
+        self.job_status = None    # server.jobs.status.JobStatusCache         (jobs)
+        self.renders = None       # server.generation.render_queue.RenderQueue (generation)
         self.walk_runner = None   # server.walks.runner.WalkRunner            (walks)
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()

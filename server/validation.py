@@ -11,6 +11,8 @@ is really checked. Malformed bodies are 400 `bad_request`; wrong values are 422
 from __future__ import annotations
 
 import functools
+import json
+import math
 from typing import Annotated, Any, Callable, TypeVar
 
 from flask import request
@@ -21,6 +23,12 @@ from server.errors import bad_request, invalid_input
 
 S = TypeVar("S", bound=BaseModel)
 REPR_CHARS = 60  # a value quoted back in a message is cut to this
+# The largest JSON body any route reads (a walk with a z vector on every one of its frames
+# stays well below it); larger bodies are 413 before they are read.
+MAX_JSON_BODY_BYTES = 16 << 20
+# Our deepest body is a walk's waypoints[i].z[j] (depth 4); anything far deeper is an attack
+# on the parser (Python's json recurses, and deep values are costly to describe).
+MAX_JSON_DEPTH = 32
 
 
 class Schema(BaseModel):
@@ -97,15 +105,52 @@ def text(max_length: int, nullable: bool = False):
 # ----------------------------------------------------------------------------- reading a request
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise ValueError(f"the number {text[:REPR_CHARS]} is too large")
+    return value
+
+
+def _depth_exceeds(value, limit: int) -> bool:
+    """True when containers nest deeper than `limit` (iterative: no recursion to exhaust)."""
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            todo.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def json_body(optional: bool = False) -> dict:
-    """The request's JSON object; 400 when it is not one. `optional`: no body means {}."""
-    if optional and not request.content_length:
+    """The request's JSON object; 400 when it is not one (or is not strict JSON: NaN,
+    Infinity, numbers beyond a float, nesting deeper than MAX_JSON_DEPTH), 413 when it is
+    over MAX_JSON_BODY_BYTES. `optional`: no body means {}."""
+    if optional and not request.content_length and not request.headers.get("Transfer-Encoding"):
         return {}
-    data = request.get_json(silent=True)
-    if data is None:
+    if not request.is_json:
         raise bad_request("the body must be JSON (Content-Type: application/json)")
+    # Read no more than a JSON body may hold (or the app's own limit, when that is lower).
+    request.max_content_length = min(MAX_JSON_BODY_BYTES, request.max_content_length or MAX_JSON_BODY_BYTES)
+    raw = request.get_data(cache=True)
+    if optional and not raw:
+        return {}
+    try:
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise bad_request(f"the JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"the body must be JSON (Content-Type: application/json); {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise bad_request("the JSON body must be an object")
+    if _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise bad_request(f"the JSON body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     return data
 
 

@@ -29,7 +29,10 @@ JOB_INTERRUPTED = "interrupted"
 JOB_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_COMPLETED, JOB_CANCELLED, JOB_FAILED, JOB_INTERRUPTED)
 # While a job is in one of these it changes without anyone asking, so the add-on keeps polling.
 JOB_WATCHED_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING)
-JOB_FIELDS = ("id", "title", "state", "step", "steps", "kimg", "eta_s")
+# A job that reaches one of these is announced once ("interrupted" is not an end: the server
+# queues it again when it starts).
+JOB_FINISHED_STATES = (JOB_COMPLETED, JOB_CANCELLED, JOB_FAILED)
+JOB_FIELDS = ("id", "title", "state", "step", "steps", "kimg", "eta_s", "error")
 JOBS = "jobs"
 SNAPSHOTS = "snapshots"
 SNAPSHOT_FIELDS = ("step", "kimg")

@@ -13,6 +13,7 @@ import requests
 from urllib3.exceptions import ProtocolError  # ships with requests (and with Blender)
 
 from .api import API_PREFIX
+from .messages import refusal
 
 # Every server route the client calls: method name -> (HTTP method, path template under
 # API_PREFIX). Methods build their paths from here only, so this table is the whole list
@@ -31,6 +32,7 @@ ROUTES = {
     "resume_job": ("POST", "/jobs/{job_id}/resume"),
     "list_snapshots": ("GET", "/jobs/{job_id}/snapshots"),
     "download_grid": ("GET", "/jobs/{job_id}/grid.png"),
+    "download_snapshot_grid": ("GET", "/jobs/{job_id}/snapshots/{step}/grid.png"),
     "generate": ("POST", "/generate"),
     "create_walk": ("POST", "/walks"),
     "get_walk": ("GET", "/walks/{walk_id}"),
@@ -163,7 +165,7 @@ class LatentClient:
         if message is None:
             text = (resp.text or "").strip().splitlines()
             message = text[0][:200] if text else resp.reason
-        return ClientError(f"Server error {resp.status_code}: {message}", status=resp.status_code, code=code)
+        return ClientError(refusal(resp.status_code, code, message), status=resp.status_code, code=code)
 
     @staticmethod
     def _json(resp):
@@ -266,6 +268,10 @@ class LatentClient:
     def download_grid(self, job_id, dest):
         """The newest sample grid of a job."""
         return self.download(*self.route("download_grid", job_id=job_id), dest)[0]
+
+    def download_snapshot_grid(self, job_id, step, dest):
+        """The sample grid of one snapshot (so the add-on knows which step it shows)."""
+        return self.download(*self.route("download_snapshot_grid", job_id=job_id, step=step), dest)[0]
 
     def generate(self, body, dest, should_stop=None):
         """Writes the PNG (one seed) or zip (several) answer to `dest`; returns its content type."""

@@ -47,3 +47,26 @@ def model_items(models):
         label = m["name"] or mid
         items.append((mid, f"{label} ({res}px)" if res else label, f"{m['kind']}: {mid}"))
     return items
+
+
+def model_label(model):
+    """A resolved model reference in words: 'job 3 step 60' or the base model's id."""
+    if model.get("job_id") is not None:
+        return f"job {model['job_id']} step {model['step']}" if model.get("step") is not None else f"job {model['job_id']}"
+    return str(model.get("model_id", "?"))
+
+
+def safe_name(text, limit=40):
+    """`text` as a file or folder name: letters, digits, '-' and '_' only."""
+    out = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(text))[:limit]
+    return out or "untitled"
+
+
+def still_name(seed, model):
+    """Datablock name of a generated image: the seed and the model it came from, so an image
+    from another snapshot never takes the place of one already used."""
+    return f"Latent seed {seed} ({model_label(model)})"[:63]  # Blender names hold 63 bytes
+
+
+def still_file(seed, model):
+    return f"latent_{safe_name(model_label(model))}_seed{seed:06d}.png"

@@ -37,6 +37,13 @@ AUGMENTATIONS = (
     ("off", "Off", ""),
 )
 MAX_BATCH = 256
+# POST /jobs "precision": the dtype of the networks' reduced-precision blocks
+PRECISIONS = (
+    ("auto", "Auto", "fp16 on a GPU, fp32 on the CPU"),
+    ("fp32", "fp32", "Full precision everywhere: slowest, exact"),
+    ("fp16", "fp16", "Half precision in the top resolutions (GPU only)"),
+    ("bf16", "bf16", "bfloat16 in the top resolutions"),
+)
 
 # POST /generate and POST /walks "psi", "noise_mode", "seeds"
 PSI_MIN, PSI_MAX = -2.0, 2.0
@@ -60,3 +67,22 @@ EASINGS = (
     ("ease-in-out", "Ease in-out", ""),
     ("sine", "Sine", "Sinusoidal ease"),
 )
+
+# -- the add-on's own choices (nothing the server checks) ---------------------------------
+
+# A walk along one waypoint is N copies of one image: the add-on asks for two, though the
+# server would accept one.
+MIN_WALK_WAYPOINTS = 2
+
+# Dataset render defaults. Render Dataset on the default cube, headless Blender 5.0 on a
+# 2-core CPU, 256 px: Cycles at 16 samples 1.9 s a view (64 views: 2 min), at the scene's
+# 4096 adaptive samples 4.6 s (5 min); EEVEE without a GPU (software OpenGL) 9.9 s at 16
+# samples (11 min) but 36.9 s at its default 64 (39 min). The sample count decides the time.
+DEFAULT_VIEW_COUNT = 64
+DEFAULT_RENDER_SIZE = 256
+DEFAULT_RENDER_SAMPLES = 16  # 0 keeps the scene's own sample count
+
+# Following training: poll every POLL_INTERVAL_S while a job runs; after a failed poll wait
+# twice as long each time, up to POLL_MAX_WAIT_S, so a server that is down costs nothing.
+POLL_INTERVAL_S = 2.0
+POLL_MAX_WAIT_S = 30.0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+from .limits import MIN_WALK_WAYPOINTS
+
 
 class WalkError(ValueError):
     pass
@@ -49,8 +51,10 @@ def _vector(wp):
 def walk_body(model, waypoints, frame_start, frame_end, interpolation, easing, loop, psi):
     """The POST /walks body; WalkError when there is nothing to walk along."""
     payload = waypoint_payload(waypoints)
-    if not payload:
-        raise WalkError("Add at least one waypoint (Latent > Walk > Add Waypoint)")
+    if len(payload) < MIN_WALK_WAYPOINTS:
+        have = "no waypoint" if not payload else "one waypoint, which would give the same image on every frame"
+        raise WalkError(f"A walk needs at least {MIN_WALK_WAYPOINTS} waypoints and this one has {have}: "
+                        "add waypoints at other frames (Latent Walk > +)")
     if frame_end < frame_start:
         raise WalkError("The scene's frame range is empty")
     return {

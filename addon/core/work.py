@@ -15,8 +15,11 @@ import zipfile
 
 from . import api
 from .client import ClientError
+from .estimate import Estimate
 from .files import is_image
-from .formatting import describe_health
+from .formatting import describe_health, still_file
+from .joblist import newest_step
+from .messages import CHECK_SERVER_LOG, dataset_failure, server_text
 
 
 class WorkError(Exception):
@@ -43,12 +46,13 @@ def zip_folder(task, folder, dest, fraction_span=(0.0, 0.3)):
         raise WorkError(f"There are no images in {folder}")
     lo, hi = fraction_span
     tmp = dest + ".part"
+    pace = Estimate()
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
         for i, path in enumerate(sorted(files)):
             task.check()
             zf.write(path, os.path.relpath(path, folder))
             if i % 16 == 0:
-                task.progress(lo + (hi - lo) * (i + 1) / len(files), f"zipping {i + 1}/{len(files)}")
+                task.progress(lo + (hi - lo) * (i + 1) / len(files), "zipping " + pace.text(i + 1, len(files), "image"))
     os.replace(tmp, dest)
     return len(files)
 
@@ -62,9 +66,10 @@ def upload_and_prepare(task, client, folder, name, options, preview_dir, poll_in
         zip_path = os.path.join(tmpdir, "dataset.zip")
         count = zip_folder(task, folder, zip_path)
         task.progress(0.3, f"uploading {count} images")
+        pace = Estimate()
 
         def sent(done, total):
-            task.progress(0.3 + 0.4 * done / max(total, 1), f"uploading {done * 100 // max(total, 1)}%")
+            task.progress(0.3 + 0.4 * done / max(total, 1), pace.fraction_text(done / max(total, 1), "uploading"))
 
         dataset = client.upload_dataset(zip_path, name=name, on_progress=sent, should_stop=task.should_stop)
     finally:
@@ -73,16 +78,18 @@ def upload_and_prepare(task, client, folder, name, options, preview_dir, poll_in
     task.progress(0.7, "preparing")
     client.prepare_dataset(dataset_id, options)
     deadline = time.monotonic() + timeout
+    pace = Estimate()
     while True:
         info = client.get_dataset(dataset_id)
         state = info["state"]
         if state == api.DATASET_READY:
             break
         if state == api.DATASET_FAILED:
-            raise WorkError(f"The server could not prepare the dataset: {info['error'] or 'see the server log'}")
+            raise WorkError(dataset_failure(info["error"]))
         if time.monotonic() > deadline:
-            raise WorkError("Preparing the dataset took too long")
-        task.progress(0.7 + 0.25 * min(1.0, info["progress"] or 0.0), f"preparing ({state})")
+            raise WorkError("Preparing the dataset took too long: see whether the server is still working on it")
+        fraction = min(1.0, info["progress"] or 0.0)
+        task.progress(0.7 + 0.25 * fraction, pace.fraction_text(fraction, "preparing"))
         task.sleep(poll_interval)
     report = client.dataset_report(dataset_id)
     preview = os.path.join(preview_dir, f"preview_{dataset_id}.png")
@@ -110,52 +117,49 @@ def job_action(task, client, job_id, action, steps=None):
     return {"job": job, "jobs": client.list_jobs()[api.JOBS]}
 
 
-def refresh_jobs(task, client, watch_job_id, grid_dir, last_step=None):
-    """One poll: the job list, the watched job's snapshots and (if new) its latest grid."""
+def poll_jobs(task, client, job_id, grids_held, grid_dir):
+    """One look at training: the job list, the snapshots of `job_id` (the selected job) and
+    the newest sample grid of each job in `grids_held` ({job id: step of the grid the add-on
+    holds, or None}) when a newer one exists. The main thread decides when to look again."""
     jobs = client.list_jobs()[api.JOBS]
-    result = {"jobs": jobs, "snapshots": None, "grid": None, "job_id": watch_job_id}
-    if watch_job_id:
-        snaps = client.list_snapshots(watch_job_id)[api.SNAPSHOTS]
-        result["snapshots"] = snaps
-        if snaps:
-            newest = max(s["step"] for s in snaps)
-            if last_step is None or newest != last_step:
-                dest = os.path.join(grid_dir, f"grid_{watch_job_id}.png")
-                try:
-                    client.download_grid(watch_job_id, dest)
-                except ClientError as exc:
-                    if exc.status != 404:
-                        raise
-                    # the snapshot is being written right now: try again on the next poll
-                else:
-                    result["grid"] = dest
-                    result["grid_step"] = newest
+    known = {str(j["id"]) for j in jobs}
+    result = {"jobs": jobs, "job_id": job_id, "snapshots": None, "grids": {}}
+    if job_id and job_id in known:
+        result["snapshots"] = client.list_snapshots(job_id)[api.SNAPSHOTS]
+    for grid_job, held_step in grids_held.items():
+        if grid_job not in known:
+            continue
+        snaps = result["snapshots"] if grid_job == job_id else client.list_snapshots(grid_job)[api.SNAPSHOTS]
+        step = newest_step(snaps or [])
+        if step is None or step == held_step:
+            continue
+        dest = os.path.join(grid_dir, f"grid_job{grid_job}.png")
+        try:
+            client.download_snapshot_grid(grid_job, step, dest)
+        except ClientError as exc:
+            if exc.status != 404:
+                raise
+            continue  # the snapshot is listed but its grid is still being written: next poll
+        result["grids"][grid_job] = {"step": step, "path": dest}
     return result
 
 
-def watch_jobs(task, client, watch_job_id, grid_dir, interval=2.0):
-    """Keep polling while any job is queued/running; posts each poll as progress."""
-    last_step = None
-    while True:
-        result = refresh_jobs(task, client, watch_job_id, grid_dir, last_step)
-        if result["grid"]:
-            last_step = result["grid_step"]
-        active = [j for j in result["jobs"] if j["state"] in api.JOB_WATCHED_STATES]
-        task.progress(None, "watching", poll=result)
-        if not active:
-            snaps = result["snapshots"] or []
-            newest = max((x["step"] for x in snaps), default=None)
-            if newest is not None and newest != last_step:  # the last grid was not ready: one more try
-                task.sleep(interval)
-                result = refresh_jobs(task, client, watch_job_id, grid_dir, last_step)
-            return result
-        task.sleep(interval)
+def resolve_model(client, model):
+    """`model` with a job's "latest snapshot" turned into its step, asked for now, so the
+    request names exactly the network it is made from (and the user sees which)."""
+    if model.get("job_id") is None or model.get("step") is not None:
+        return dict(model)
+    step = newest_step(client.list_snapshots(model["job_id"])[api.SNAPSHOTS])
+    if step is None:
+        raise WorkError(f"Job {model['job_id']} has no snapshot yet: wait until training writes its first one")
+    return {**model, "step": step}
 
 
-def generate(task, client, body, out_dir, prefix):
-    """POST /generate; returns the written PNG paths (one per seed)."""
+def generate(task, client, body, out_dir):
+    """POST /generate from the resolved model; returns the written PNG paths (one per seed)."""
+    body = {**body, "model": resolve_model(client, body["model"])}
     os.makedirs(out_dir, exist_ok=True)
-    tmp = os.path.join(out_dir, f".{prefix}.download")
+    tmp = os.path.join(out_dir, f".generate-{task.id}.download")
     ctype = client.generate(body, tmp, should_stop=task.should_stop)
     seeds = body["seeds"]
     paths = []
@@ -166,14 +170,14 @@ def generate(task, client, body, out_dir, prefix):
                 for i, name in enumerate(names):
                     m = re.findall(r"\d+", os.path.basename(name))
                     seed = int(m[-1]) if m else seeds[i]
-                    dest = os.path.join(out_dir, f"{prefix}_seed{seed:06d}.png")
+                    dest = os.path.join(out_dir, still_file(seed, body["model"]))
                     with zf.open(name) as src, open(dest + ".part", "wb") as dst:
                         shutil.copyfileobj(src, dst)
                     os.replace(dest + ".part", dest)
                     paths.append((seed, dest))
         else:  # one seed: image/png
             seed = seeds[0]
-            dest = os.path.join(out_dir, f"{prefix}_seed{seed:06d}.png")
+            dest = os.path.join(out_dir, still_file(seed, body["model"]))
             os.replace(tmp, dest)
             paths.append((seed, dest))
     finally:
@@ -181,30 +185,34 @@ def generate(task, client, body, out_dir, prefix):
             os.remove(tmp)
     if not paths:
         raise WorkError("The server answered without images")
-    return {"images": paths}
+    return {"images": paths, "model": body["model"]}
 
 
 def bake_walk(task, client, body, out_dir, prefix="walk", poll_interval=0.5, timeout=3600):
-    """POST /walks, wait for it, download the frames and name them `<prefix>_<frame:04d>.png`."""
+    """POST /walks, wait for it, download the frames into `out_dir` as `<prefix>_<frame:04d>.png`.
+
+    `out_dir` is this walk's own folder: a file already there is an error, never replaced,
+    so a bake can never overwrite frames another walk (or another .blend) uses."""
+    os.makedirs(out_dir, exist_ok=True)
+    if any(name.startswith(prefix + "_") for name in os.listdir(out_dir)):
+        raise WorkError(f"The walk folder {out_dir} already holds frames: nothing was overwritten. Bake again.")
+    body = {**body, "model": resolve_model(client, body["model"])}
     walk = client.create_walk(body)
     walk_id = walk["id"]
     deadline = time.monotonic() + timeout
+    pace = Estimate()
     while True:
         state = walk["state"]
         if state == api.WALK_COMPLETED:
             break
         if state == api.WALK_FAILED:
-            raise WorkError(f"The walk failed: {walk['error'] or 'see the server log'}")
+            raise WorkError(f"The server could not render the walk: {server_text(walk['error'] or CHECK_SERVER_LOG)}")
         total, done = walk["frames_total"], walk["frames_done"]
-        task.progress(0.8 * done / max(1, total), f"rendering frame {done}/{total}")
+        task.progress(0.8 * done / max(1, total), "rendering " + pace.text(done, total, "frame"))
         if time.monotonic() > deadline:
-            raise WorkError("The walk took too long")
+            raise WorkError("The walk took too long: see whether the server is still rendering it")
         task.sleep(poll_interval)
         walk = client.get_walk(walk_id)
-    os.makedirs(out_dir, exist_ok=True)
-    for old in os.listdir(out_dir):
-        if old.startswith(prefix + "_") and old.endswith(".png"):
-            os.remove(os.path.join(out_dir, old))
     zpath = os.path.join(out_dir, f".{prefix}.zip")
     task.progress(0.8, "downloading frames")
     client.download_walk(walk_id, zpath, should_stop=task.should_stop)
@@ -217,8 +225,9 @@ def bake_walk(task, client, body, out_dir, prefix="walk", poll_interval=0.5, tim
                 m = re.findall(r"\d+", os.path.basename(name))
                 frame = int(m[-1]) if m else body["frame_start"] + i
                 dest = os.path.join(out_dir, f"{prefix}_{frame:04d}.png")
-                with zf.open(name) as src, open(dest, "wb") as dst:
+                with zf.open(name) as src, open(dest + ".part", "wb") as dst:
                     shutil.copyfileobj(src, dst)
+                os.replace(dest + ".part", dest)
                 frames.append(frame)
     except zipfile.BadZipFile:
         raise WorkError("The walk frames download is not a valid zip") from None
@@ -232,4 +241,5 @@ def bake_walk(task, client, body, out_dir, prefix="walk", poll_interval=0.5, tim
     if frames != expected:
         raise WorkError(f"The walk frames are not consecutive: {frames[:5]}...")
     return {"folder": out_dir, "prefix": prefix, "first": frames[0], "count": len(frames),
-            "files": [os.path.join(out_dir, f"{prefix}_{f:04d}.png") for f in frames], "walk_id": walk_id}
+            "files": [os.path.join(out_dir, f"{prefix}_{f:04d}.png") for f in frames], "walk_id": walk_id,
+            "model": body["model"]}

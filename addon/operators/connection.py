@@ -1,13 +1,15 @@
-"""Plumbing operators (messages, cancelling tasks) and the connection check."""
+"""Plumbing operators: messages, cancelling tasks, the connection check, a temporary folder."""
 
 from __future__ import annotations
+
+import tempfile
 
 import bpy
 from bpy.props import IntProperty, StringProperty
 
-from .. import bridge
-from ..core import work
-from .base import ServerOperator
+from .. import bridge, watch
+from ..core.client import ClientError
+from .base import grey_out
 
 
 class LATENT_OT_report_message(bpy.types.Operator):
@@ -40,30 +42,51 @@ class LATENT_OT_cancel_task(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class LATENT_OT_check_connection(ServerOperator, bpy.types.Operator):
-    """Ask the server for its version and device"""
+class LATENT_OT_check_connection(bpy.types.Operator):
+    """Ask the server for its version and device (also resumes following training)"""
 
     bl_idname = "latent.check_connection"
     bl_label = "Check Connection"
 
-    def no_client(self, context):
-        context.window_manager.latent_status.connection = "Not connected"
-
-    def start(self, context, client, plan):
-        context.window_manager.latent_status.connection = "Checking..."
-        bridge.runner.submit("check_connection", work.check_connection, client, label="Check connection",
-                             on_result=_connected, on_error=_not_connected)
+    def execute(self, context):
+        try:
+            client = bridge.make_client(context)
+        except ClientError as exc:
+            bridge.set_connected(False, "Not connected")
+            self.report({"ERROR"}, exc.message)
+            return {"CANCELLED"}
+        watch.check_connection(context, client)
         return {"FINISHED"}
 
 
-def _connected(msg):
-    bpy.context.window_manager.latent_status.connection = msg.payload["text"]
-    bridge.notify("INFO", f"Connected: {msg.payload['text']}")
+class LATENT_OT_use_temp_folder(bpy.types.Operator):
+    """Keep this unsaved file's renders, walks and images in a new temporary folder; when you save the .blend they are copied beside it"""
+
+    bl_idname = "latent.use_temp_folder"
+    bl_label = "Use a Temporary Folder"
+
+    @classmethod
+    def poll(cls, context):
+        return grey_out(cls, "The .blend is saved: files go beside it" if bpy.data.filepath else None)
+
+    def execute(self, context):
+        folder = tempfile.mkdtemp(prefix="latent-studio-")
+        context.scene.latent.temp_dir = folder
+        self.report({"INFO"}, f"Until you save the .blend, the add-on's files go to {folder}")
+        return {"FINISHED"}
 
 
-def _not_connected(msg):
-    bpy.context.window_manager.latent_status.connection = "Not connected"
-    bridge.notify("ERROR", msg.payload["message"])
+class LATENT_OT_dismiss_notice(bpy.types.Operator):
+    """Hide the news about the last training that ended"""
+
+    bl_idname = "latent.dismiss_notice"
+    bl_label = "Dismiss"
+
+    def execute(self, context):
+        s = context.scene.latent
+        s.training_notice = s.notice_job = s.notice_image = ""
+        return {"FINISHED"}
 
 
-classes = (LATENT_OT_report_message, LATENT_OT_cancel_task, LATENT_OT_check_connection)
+classes = (LATENT_OT_report_message, LATENT_OT_cancel_task, LATENT_OT_check_connection, LATENT_OT_use_temp_folder,
+           LATENT_OT_dismiss_notice)

@@ -6,7 +6,7 @@ import os
 
 import bpy
 
-from .. import bridge
+from .. import bridge, storage
 from ..core import api, work
 from ..core.files import has_images
 from ..core.formatting import summarize_report
@@ -23,10 +23,18 @@ class LATENT_OT_upload_dataset(ServerOperator, bpy.types.Operator):
 
     client_timeout = 30.0  # the server reads the whole upload before it answers
 
+    @classmethod
+    def unavailable(cls, context):
+        if bridge.runner.running("upload_dataset"):
+            return "An upload is already running"
+        try:
+            storage.resolve_folder(context.scene.latent.dataset_dir, context.scene)
+        except storage.NoFolder as exc:
+            return str(exc)
+        return None
+
     def plan(self, context):
-        folder = bpy.path.abspath(context.scene.latent.dataset_dir)
-        if not folder.strip() or folder.startswith("//"):
-            raise Refused("Choose a dataset folder (or save the .blend for a relative folder)")
+        folder = storage.resolve_folder(context.scene.latent.dataset_dir, context.scene)
         if not os.path.isdir(folder):
             raise Refused(f"The dataset folder {folder} does not exist: render the dataset first")
         if not has_images(folder):
@@ -37,12 +45,13 @@ class LATENT_OT_upload_dataset(ServerOperator, bpy.types.Operator):
 
     def start(self, context, client, folder):
         s = context.scene.latent
-        preview_dir, _tmp = bridge.output_dir("previews")
+        preview_dir, temporary = storage.download_dir("previews", context.scene)
         options = {"resolution": int(s.resolution), "crop": s.crop}
         name = os.path.basename(os.path.normpath(folder)) or "dataset"
         s.dataset_state = "uploading"  # the add-on's own state until the server has the dataset
         bridge.runner.submit("upload_dataset", work.upload_and_prepare, client, folder, name, options, preview_dir,
-                             label="Upload dataset", context={"scene": context.scene.name},
+                             label="Upload dataset",
+                             context={"scene": context.scene.name, "pack": temporary or s.storage == "PACK"},
                              on_result=_dataset_ready, on_error=_dataset_failed, on_cancelled=_dataset_cancelled)
         self.report({"INFO"}, f"Uploading {folder}")
         return {"FINISHED"}
@@ -56,7 +65,7 @@ def _dataset_ready(msg):
     summary, rejected = summarize_report(p["report"])
     s.dataset_summary = summary
     s.dataset_rejected = rejected
-    s.preview_image = bridge.load_image(p["preview"], PREVIEW_IMAGE).name
+    s.preview_image = storage.keep_image(bridge.load_image(p["preview"], PREVIEW_IMAGE), msg.context["pack"]).name
     bridge.notify("INFO", f"Dataset {s.dataset_id} ready: {summary}")
 
 

@@ -7,9 +7,10 @@ import random
 import bpy
 from bpy.props import StringProperty
 
-from .. import bridge, materials
+from .. import bridge, materials, storage
 from ..core import limits, work
-from .base import ServerOperator, model_ref, scene_from
+from ..core.formatting import model_label, still_name
+from .base import ServerOperator, grey_out, model_problem, model_ref, scene_from
 
 
 class LATENT_OT_random_seed(bpy.types.Operator):
@@ -33,41 +34,50 @@ class LATENT_OT_random_seed(bpy.types.Operator):
 
 
 class LATENT_OT_generate_images(ServerOperator, bpy.types.Operator):
-    """Generate images from the chosen model; they arrive as Blender images"""
+    """Generate images from the chosen model (the selected job's latest snapshot unless a step is pinned); they arrive as Blender images kept in the .blend"""
 
     bl_idname = "latent.generate_images"
     bl_label = "Generate"
 
     long_timeout = 300.0  # the answer comes once every image is made
 
+    @classmethod
+    def unavailable(cls, context):
+        s = context.scene.latent
+        if s.storage == "SAVE" and storage.base_folder(context.scene) is None:
+            return storage.NEEDS_FOLDER + ', or store the images packed ("Pack into .blend")'
+        return model_problem(s)
+
     def plan(self, context):
         return model_ref(context.scene.latent)
 
     def start(self, context, client, model):
         s = context.scene.latent
-        out_dir, temporary = bridge.output_dir("generated")
-        if s.storage == "SAVE" and temporary:
-            self.report({"WARNING"}, f"The .blend is not saved: images go to the temporary folder {out_dir}")
+        if s.storage == "SAVE":
+            out_dir, temporary = storage.project_dir("generated", context.scene), False
+        else:
+            out_dir, temporary = storage.download_dir("generated", context.scene)
         seeds = [s.gen_seed + i for i in range(s.count)]
         body = {"model": model, "seeds": seeds, "psi": s.psi, "noise_mode": limits.NOISE_MODE}
-        bridge.runner.submit("generate", work.generate, client, body, out_dir, "latent", label="Generate",
-                             context={"scene": context.scene.name, "storage": s.storage}, on_result=_generated)
+        bridge.runner.submit("generate", work.generate, client, body, out_dir, label="Generate",
+                             context={"scene": context.scene.name, "pack": temporary or s.storage == "PACK"},
+                             on_result=_generated)
         return {"FINISHED"}
 
 
 def _generated(msg):
     names = []
+    model = msg.payload["model"]
     for seed, path in msg.payload["images"]:
-        img = bridge.load_image(path, f"Latent seed {seed}")
-        if msg.context["storage"] == "PACK":
-            img.pack()
+        img = storage.keep_image(bridge.load_image(path, still_name(seed, model)), msg.context["pack"])
         names.append(img.name)
-    scene_from(msg).latent.last_image = names[-1]
-    bridge.notify("INFO", f"Generated {len(names)} image(s): {', '.join(names)}")
+    s = scene_from(msg).latent
+    s.last_image = names[-1]
+    bridge.notify("INFO", f"Generated {len(names)} image(s) from {model_label(model)}: {', '.join(names)}")
 
 
 class LATENT_OT_apply_image(bpy.types.Operator):
-    """Use an image as the Base Color of the active object's material"""
+    """Use an image as the Base Color of the active object's material (undo brings back what was there)"""
 
     bl_idname = "latent.apply_image"
     bl_label = "Apply to Material"
@@ -75,15 +85,24 @@ class LATENT_OT_apply_image(bpy.types.Operator):
 
     image: StringProperty(name="Image", description="Image name; empty uses the last generated image")
 
+    @classmethod
+    def poll(cls, context):
+        # (which image is the operator's own property, which poll cannot see: an empty or
+        # unknown name is refused in execute, and the panel shows Apply only with an image)
+        obj = context.active_object
+        if obj is None or not hasattr(obj.data, "materials"):
+            return grey_out(cls, "Select the object whose material should show the image")
+        return True
+
     def execute(self, context):
         name = self.image or context.scene.latent.last_image
         obj = context.active_object
         try:
-            mat, _node = materials.apply_image(obj.name if obj else "", name)
+            mat, _node, note = materials.apply_image(obj.name if obj else "", name)
         except materials.MaterialError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{name} is now the base color of {mat}")
+        self.report({"INFO"}, f"{name} is now the base color of {mat}" + (f" ({note})" if note else ""))
         return {"FINISHED"}
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import bpy
 
-from .. import bridge, render_dataset
+from .. import bridge, render_dataset, storage
+from ..core.formatting import eta
 from ..core.poses import PoseError
+from .base import grey_out
 
 
 class LATENT_OT_render_dataset(bpy.types.Operator):
@@ -17,17 +19,25 @@ class LATENT_OT_render_dataset(bpy.types.Operator):
 
     _timer = None
 
-    def _begin(self, context):
+    @classmethod
+    def poll(cls, context):
         s = context.scene.latent
         if s.source == "FOLDER":
-            self.report({"ERROR"}, "The source is an existing image folder: nothing to render")
-            return False
+            return grey_out(cls, "The source is an existing image folder: nothing to render")
         if render_dataset.current is not None:
-            self.report({"ERROR"}, "A dataset render is already running")
-            return False
-        folder = bpy.path.abspath(s.dataset_dir)
-        if not folder.strip() or folder.startswith("//"):
-            self.report({"ERROR"}, "Choose a dataset folder (or save the .blend for a relative folder)")
+            return grey_out(cls, "A dataset render is already running")
+        try:
+            storage.resolve_folder(s.dataset_dir, context.scene)
+        except storage.NoFolder as exc:
+            return grey_out(cls, str(exc))
+        return True
+
+    def _begin(self, context):
+        s = context.scene.latent
+        try:
+            folder = storage.resolve_folder(s.dataset_dir, context.scene)
+        except storage.NoFolder as exc:
+            self.report({"ERROR"}, str(exc))
             return False
         try:
             session = render_dataset.DatasetRender(context, s.source, folder)
@@ -43,12 +53,14 @@ class LATENT_OT_render_dataset(bpy.types.Operator):
         if session is not None:
             session.finish()
         count = len(session.written) if session else 0
+        took = session.pace.elapsed() if session is not None and session.pace is not None else 0.0
+        timing = f" in {eta(took)} ({took / count:.1f} s per view)" if count else ""
         if error:
             self.report({"ERROR"}, f"Dataset render failed: {error}")
         elif cancelled:
-            self.report({"WARNING"}, f"Dataset render cancelled after {count} images")
+            self.report({"WARNING"}, f"Dataset render cancelled after {count} images{timing}")
         else:
-            self.report({"INFO"}, f"Rendered {count} images into {session.folder}")
+            self.report({"INFO"}, f"Rendered {count} images{timing} into {session.folder}")
 
     def execute(self, context):
         if not self._begin(context):
@@ -86,6 +98,7 @@ class LATENT_OT_render_dataset(bpy.types.Operator):
             self._end(context, error=str(exc))
             return {"CANCELLED"}
         wm.progress_update(render_dataset.current.index)
+        context.workspace.status_text_set(f"Rendering dataset: {render_dataset.current.progress_text()} (Esc cancels)")
         bridge.redraw()
         if done:
             self._stop_modal(context)
@@ -99,6 +112,7 @@ class LATENT_OT_render_dataset(bpy.types.Operator):
             wm.event_timer_remove(self._timer)
             self._timer = None
         wm.progress_end()
+        context.workspace.status_text_set(None)
 
 
 

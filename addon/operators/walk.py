@@ -5,12 +5,13 @@ from __future__ import annotations
 import bpy
 from bpy.props import IntProperty
 
-from .. import bridge, materials, walks
-from ..core import work
-from ..core.walks import WalkError
-from .base import Refused, ServerOperator, model_ref, scene_from
+import os
 
-WALK_IMAGE = "Latent Walk"
+from .. import bridge, materials, storage, walks
+from ..core import limits, work
+from ..core.formatting import model_label, safe_name
+from ..core.walks import WalkError
+from .base import Refused, ServerOperator, grey_out, model_problem, model_ref, scene_from
 
 
 class LATENT_OT_add_waypoint(bpy.types.Operator):
@@ -40,6 +41,11 @@ class LATENT_OT_remove_waypoint(bpy.types.Operator):
     bl_label = "Remove Waypoint"
     bl_options = {"REGISTER", "UNDO"}
 
+    @classmethod
+    def poll(cls, context):
+        s = context.scene.latent
+        return grey_out(cls, None if 0 <= s.waypoint_index < len(s.waypoints) else "Select a waypoint to remove")
+
     def execute(self, context):
         try:
             walks.remove_waypoint(context.scene, context.scene.latent.waypoint_index)
@@ -57,10 +63,21 @@ class LATENT_OT_bake_walk(ServerOperator, bpy.types.Operator):
 
     long_timeout = 300.0  # the frames zip of a long walk is large
 
-    def plan(self, context):
+    @classmethod
+    def unavailable(cls, context):
+        s = context.scene.latent
+        if len(s.waypoints) < limits.MIN_WALK_WAYPOINTS:
+            return (f"A walk needs at least {limits.MIN_WALK_WAYPOINTS} waypoints at different frames "
+                    "(Latent Walk > +)")
         obj = context.active_object
         if obj is None or not hasattr(obj.data, "materials"):
-            raise Refused("Select the object whose material should show the walk")
+            return "Select the object whose material should show the walk"
+        if storage.base_folder(context.scene) is None:
+            return storage.NEEDS_FOLDER
+        return model_problem(s)
+
+    def plan(self, context):
+        obj = context.active_object  # poll() made sure it can carry a material
         model = model_ref(context.scene.latent)
         try:
             body = walks.walk_request(context.scene, model)
@@ -71,22 +88,38 @@ class LATENT_OT_bake_walk(ServerOperator, bpy.types.Operator):
     def start(self, context, client, plan):
         obj_name, body = plan
         scene = context.scene
-        safe = "".join(c if c.isalnum() else "_" for c in scene.name)
-        out_dir, temporary = bridge.output_dir(f"walk_{safe}")
-        if temporary:
-            self.report({"WARNING"}, f"The .blend is not saved: walk frames go to the temporary folder {out_dir}")
+        # every bake gets a folder of its own beside this .blend: no other walk, and no
+        # other .blend in the same folder, ever reads or replaces these frames
+        try:
+            out_dir = storage.new_folder("walks", safe_name(scene.name), scene)
+        except storage.NoFolder as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
         bridge.runner.submit("bake_walk", work.bake_walk, client, body, out_dir, "walk", label="Bake walk",
-                             context={"scene": scene.name, "object": obj_name, "frame_start": body["frame_start"]},
-                             on_result=_walk_baked)
+                             context={"scene": scene.name, "object": obj_name, "frame_start": body["frame_start"],
+                                      "folder": out_dir},
+                             on_result=_walk_baked, on_error=_walk_not_baked, on_cancelled=_walk_not_baked)
         return {"FINISHED"}
 
 
 def _walk_baked(msg):
     p = msg.payload
-    img = bridge.load_image(p["files"][0], WALK_IMAGE)
-    materials.setup_sequence(msg.context["object"], img.name, msg.context["frame_start"], p["count"], p["first"])
+    name = f"Latent Walk {os.path.basename(p['folder'])}"
+    img = storage.keep_image(bridge.load_image(p["files"][0], name), pack=False)
+    img.source = "SEQUENCE"
+    _mat, _node, note = materials.setup_sequence(msg.context["object"], img.name, msg.context["frame_start"],
+                                                 p["count"], p["first"])
     scene_from(msg).latent.walk_image = img.name
-    bridge.notify("INFO", f"Walk baked: {p['count']} frames in {p['folder']}")
+    bridge.notify("INFO", f"Walk baked from {model_label(p['model'])}: {p['count']} frames in {p['folder']}"
+                  + (f" ({note})" if note else ""))
+
+
+def _walk_not_baked(msg):
+    """The bake's own folder, made for it a moment ago, goes if nothing landed in it."""
+    folder = msg.context["folder"]
+    if os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
+    bridge.notify("ERROR" if msg.kind == "error" else "WARNING", msg.payload["message"])
 
 
 classes = (LATENT_OT_add_waypoint, LATENT_OT_remove_waypoint, LATENT_OT_bake_walk)

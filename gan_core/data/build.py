@@ -254,11 +254,14 @@ class _Tally:
         self._progress(force=force, stage=stage, done=c["done"], total=max(self.total, c["done"]),
                        accepted=c["accepted"], rejected=len(self.rejected), inflated=c["inflated"])
 
-    def check_some_accepted(self, src: sources.Source) -> None:
+    def check_some_accepted(self, src: sources.Source, resolution: int) -> None:
         if self.counts["accepted"] == 0:
             reasons = Counter(r["code"] for r in self.rejected)
             summary = ", ".join(f"{n} {code}" for code, n in reasons.most_common()) or "nothing decoded"
-            raise DatasetError(f"no usable images in {src.path}: {summary}")
+            hint = ""
+            if reasons and reasons.most_common(1)[0][0] == "too_small":
+                hint = f"; the images are smaller than {resolution} px: choose a lower resolution or allow upscaling"
+            raise DatasetError(f"no usable images in {src.path}: {summary}{hint}")
 
 
 def _run_and_write(src: sources.Source, settings: _Settings, plan: _Plan, tally: _Tally,
@@ -277,7 +280,7 @@ def _run_and_write(src: sources.Source, settings: _Settings, plan: _Plan, tally:
                 tally.emit("processing")
             if stop():
                 raise DatasetBuildCancelled()
-            tally.check_some_accepted(src)
+            tally.check_some_accepted(src, settings.prep.resolution)
             tally.emit("writing", force=True)
             writer.close(class_names)
         except WorkerCrashed as exc:

@@ -97,7 +97,11 @@ def _read_rgb(job: Job) -> Image.Image:
     source = _zip_member_bytes(*job.ref) if job.kind == "zip" else job.ref
     im = decode.open_image(source, opt.max_pixels)
     try:
-        geometry.check_big_enough(*decode.oriented_size(im), opt.resolution, opt.crop, opt.allow_upscale)
+        try:
+            geometry.check_big_enough(*decode.oriented_size(im), opt.resolution, opt.crop, opt.allow_upscale)
+        except RejectedImage:
+            decode.decode_rgb(im, opt.background)  # a corrupt file is 'unreadable', whatever size its header claims
+            raise
         draft = int(opt.resolution * (geometry.ZOOM_FACTOR if "zoom" in opt.inflate else 1) + 1)
         rgb = decode.decode_rgb(im, opt.background, draft_side=draft)
     except BaseException:

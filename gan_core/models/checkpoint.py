@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from gan_core.fileio import atomic_path, atomic_write_text
+from gan_core.fileio import atomic_path, atomic_write_bytes, atomic_write_text
 
 FORMAT = "latent-studio-network"
 FORMAT_VERSION = 1
@@ -50,7 +50,7 @@ def _init_kwargs(name: str, module) -> dict:
 
 def save_network(path, G_ema, G=None, D=None, meta: dict | None = None, step: int = 0, kimg: float = 0.0) -> Path:
     """Write the networks atomically to `path` (.safetensors) plus the sidecar JSON; returns path."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     if path.suffix != ".safetensors":  # also keeps the sidecar .json from landing on the network
@@ -82,8 +82,9 @@ def save_network(path, G_ema, G=None, D=None, meta: dict | None = None, step: in
         tensors.update(_module_tensors("G", G))
     if D is not None:
         tensors.update(_module_tensors("D", D))
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: config_text})
+    # Serialised in memory and written by Python: a full disk then raises OSError (DiskFullError),
+    # which safetensors' own file writer would hide inside a generic error.
+    atomic_write_bytes(path, save(tensors, metadata={METADATA_KEY: config_text}))
     atomic_write_text(sidecar_path(path), json.dumps(config, indent=2, sort_keys=True) + "\n")
     return path
 
@@ -252,9 +253,33 @@ def save_training_state(path, state: dict) -> Path:
         raise CheckpointError("training state must be a dict")
     _check_plain(state, "state")
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        writer = _WriteErrors(fh)
+        try:
+            torch.save(state, writer)
+        except RuntimeError:
+            if writer.error is not None:  # torch reports a failed write as a vague RuntimeError
+                raise writer.error from None
+            raise
     return path
+
+
+class _WriteErrors:
+    """A file wrapper that remembers the OSError of a failed write (e.g. a full disk), so
+    the caller can raise it instead of the RuntimeError torch.save turns it into."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def load_training_state(path, map_location="cpu") -> dict:

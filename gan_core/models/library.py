@@ -158,3 +158,34 @@ def scan_model_library(models_dir, import_pickles: bool = True) -> dict:
                 pass  # the cache only saves time; a read-only folder still scans
     result["models"].sort(key=lambda m: m["name"].lower())
     return result
+
+
+def delete_model(models_dir, model_id: str) -> list[Path]:
+    """Remove model `model_id` (a checkpoint's stem) from the folder: the checkpoint, its JSON
+    sidecar and thumbnail, and the pickle it was imported from if that sits in the folder
+    too (else the next scan would import it again). Returns what was removed; a model that
+    is not in the folder raises FileNotFoundError."""
+    from gan_core.models.checkpoint import sidecar_path
+
+    models_dir = Path(models_dir)
+    checkpoint = models_dir / f"{model_id}.safetensors"
+    if "/" in model_id or model_id.startswith(".") or not checkpoint.is_file():
+        raise FileNotFoundError(f"no model {model_id!r} in the models folder")
+    with _lock_for(models_dir):  # not while a scan imports into the folder
+        try:
+            provenance = describe_checkpoint(checkpoint)["provenance"] or {}
+        except ValueError:  # an unreadable checkpoint is still deletable
+            provenance = {}
+        doomed = [checkpoint, sidecar_path(checkpoint), thumbnail_path(checkpoint)]
+        sha = provenance.get("sha256")
+        if sha:
+            cache = _load_cache(models_dir)
+            doomed += [p for p in models_dir.glob("*.pkl") if _cached_sha256(p, cache) == sha]
+        removed = []
+        for path in doomed:
+            try:
+                path.unlink()
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed

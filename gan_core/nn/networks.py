@@ -3,7 +3,8 @@
 State-dict keys, shapes and numerics equal the reference's network snapshots, so their
 weights load with strict=True and give the same images (see tests/data/sg2ada_tiny32).
 Nothing here knows about training: losses, EMA of G and augmentation live elsewhere.
-Reduced precision (fp16 for the top `num_fp16_res` resolutions) is used on CUDA only.
+Reduced precision (the top `num_fp16_res` resolutions) is fp16 on CUDA and off on the CPU
+unless `set_precision` picks fp32, fp16 or bf16 for a network.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan_core.rules import NOISE_MODES, PRESETS, is_power_of_two
+from gan_core.rules import NOISE_MODES, PRECISIONS, PRESETS, is_power_of_two
 from gan_core.nn.layers import (
     DEFAULT_FILTER,
     Conv2dLayer,
@@ -61,6 +62,30 @@ def _resolution_log2(img_resolution: int) -> int:
 def _compute_dtype(use_fp16: bool, force_fp32: bool, device: torch.device) -> torch.dtype:
     # fp16 only where it pays and is safe: CUDA. CPU inference stays fp32 (exact, and CPU fp16 is slow).
     return torch.float16 if use_fp16 and not force_fp32 and device.type == "cuda" else torch.float32
+
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def _block_dtype(block, force_fp32: bool, device: torch.device) -> torch.dtype:
+    """A block's compute dtype: the one set_precision chose, else the device's default."""
+    if block.reduced_dtype is None:
+        return _compute_dtype(block.use_fp16, force_fp32, device)
+    return block.reduced_dtype if block.use_fp16 and not force_fp32 else torch.float32
+
+
+def set_precision(module: nn.Module, precision: str | None) -> nn.Module:
+    """Run the reduced-precision blocks (those built with use_fp16) of every network in
+    `module` in `precision` ("fp32", "fp16" or "bf16"); None restores the default (fp16 on
+    CUDA, fp32 on the CPU). A runtime setting: weights, state dict and init_kwargs are
+    unchanged, so checkpoints do not record it. Which precision a device may use is the
+    caller's check (gan_core.rules.check_precision)."""
+    if precision is not None and precision not in PRECISIONS:
+        raise NetworkConfigError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    for block in module.modules():
+        if isinstance(block, (SynthesisBlock, DiscriminatorBlock)):
+            block.reduced_dtype = None if precision is None else _DTYPES[precision]
+    return module
 
 
 # ----------------------------------------------------------------------------- mapping
@@ -226,6 +251,7 @@ class SynthesisBlock(nn.Module):
         self.in_channels, self.w_dim, self.resolution = in_channels, w_dim, resolution
         self.img_channels, self.is_last, self.architecture = img_channels, is_last, architecture
         self.use_fp16 = use_fp16
+        self.reduced_dtype = None  # set_precision's choice; None: the device's default
         self.channels_last = use_fp16 and fp16_channels_last
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         self.num_conv = 0
@@ -252,7 +278,7 @@ class SynthesisBlock(nn.Module):
                 noise_mode: str = "random"):
         w_iter = iter(ws.unbind(dim=1))
         device = ws.device
-        dtype = _compute_dtype(self.use_fp16, force_fp32, device)
+        dtype = _block_dtype(self, force_fp32, device)
         # NHWC: oneDNN's CPU convolutions (transposed ones above all) run several times faster.
         nhwc = (device.type == "cpu" and CPU_CHANNELS_LAST) or (self.channels_last and dtype != torch.float32)
         memory_format = torch.channels_last if nhwc else torch.contiguous_format
@@ -391,6 +417,7 @@ class DiscriminatorBlock(nn.Module):
         self.in_channels, self.resolution, self.img_channels = in_channels, resolution, img_channels
         self.architecture = architecture
         self.use_fp16 = use_fp16
+        self.reduced_dtype = None  # set_precision's choice; None: the device's default
         self.channels_last = use_fp16 and fp16_channels_last
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         self.num_layers = 0
@@ -412,7 +439,7 @@ class DiscriminatorBlock(nn.Module):
                                     channels_last=self.channels_last)
 
     def forward(self, x, img, force_fp32: bool = False):
-        dtype = _compute_dtype(self.use_fp16, force_fp32, img.device if img is not None else x.device)
+        dtype = _block_dtype(self, force_fp32, img.device if img is not None else x.device)
         memory_format = torch.channels_last if self.channels_last and dtype != torch.float32 else torch.contiguous_format
         if x is not None:
             x = x.to(dtype=dtype, memory_format=memory_format)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gan_core.fileio import atomic_write_text
-from gan_core.rules import AUG_MODES, AUGMENT_PIPELINES, PRESET_CHOICES, is_power_of_two
+from gan_core.rules import AUG_MODES, AUGMENT_PIPELINES, PRECISION_CHOICES, PRESET_CHOICES, RuleError, \
+    check_precision, is_power_of_two
 
 KNOWN_METRICS = ("swd", "fid", "kid")
 
@@ -53,10 +54,12 @@ class TrainingConfig:
     r1_interval: int = 16
     pl_interval: int = 4
     report_every: int = 10          # steps between progress reports
+    keep_snapshots: int | None = None  # keep the newest N snapshots (and the best by metric); None: all
     workers: int | None = None      # DataLoader workers; None: 0 on CPU, 3 on CUDA
     channels_last: bool = False     # CUDA only
     compile: bool = False           # CUDA only: torch.compile the networks
     tf32: bool = True               # CUDA only
+    precision: str = "auto"         # reduced-precision blocks: fp32, fp16, bf16; auto: rules.AUTO_PRECISION
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -83,7 +86,8 @@ class TrainingConfig:
         """Check everything that can be checked cheaply; returns facts learnt on the way
         (dataset resolution/labels, base network config). Raises TrainingConfigError."""
         self._check_numbers(world_size)
-        facts = {"dataset": self._check_dataset()}
+        facts = {"precision": self.resolved_precision()}
+        facts["dataset"] = self._check_dataset()
         res = facts["dataset"]["resolution"]
         if self.resolution is not None and self.resolution != res:
             raise TrainingConfigError(
@@ -107,6 +111,9 @@ class TrainingConfig:
             if not cond:
                 raise TrainingConfigError(msg)
 
+        need(self.keep_snapshots is None or (isinstance(self.keep_snapshots, int)
+                                             and not isinstance(self.keep_snapshots, bool) and self.keep_snapshots >= 1),
+             f"keep_snapshots must be a whole number >= 1 (or unset to keep all), got {self.keep_snapshots!r}")
         for name in ("steps", "snapshot_every", "batch", "r1_interval", "pl_interval", "report_every", "metric_images"):
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -126,6 +133,8 @@ class TrainingConfig:
         need(0.0 < float(self.ada_target) < 1.0, f"ada_target must be between 0 and 1, got {self.ada_target}")
         need(float(self.ada_kimg) > 0, f"ada_kimg must be > 0, got {self.ada_kimg}")
         need(self.preset in PRESET_CHOICES, f"preset must be one of {', '.join(PRESET_CHOICES)}, got {self.preset!r}")
+        need(self.precision in PRECISION_CHOICES,
+             f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
         need(self.gamma is None or float(self.gamma) >= 0, f"gamma must be >= 0, got {self.gamma}")
         need(float(self.pl_weight) >= 0, f"pl_weight must be >= 0, got {self.pl_weight}")
         need(0.0 <= float(self.style_mixing) <= 1.0, f"style_mixing must be between 0 and 1, got {self.style_mixing}")
@@ -144,6 +153,19 @@ class TrainingConfig:
             need(isinstance(self.network_kwargs, dict) and set(self.network_kwargs) <= {"G", "D"},
                  "network_kwargs must be a dict with optional 'G' and 'D' dicts")
             need(not self.base, "network_kwargs cannot be combined with a base checkpoint (its networks are fixed)")
+
+    def resolved_precision(self) -> str:
+        """The precision this run uses on its device ("auto" resolved); TrainingConfigError if
+        the device cannot run the one asked for."""
+        from gan_core.device import resolve_device
+        try:
+            device_type = resolve_device(self.device).type
+        except ValueError as exc:
+            raise TrainingConfigError(str(exc)) from None
+        try:
+            return check_precision(self.precision, device_type)
+        except RuleError as exc:
+            raise TrainingConfigError(str(exc)) from None
 
     def _check_dataset(self) -> dict:
         from gan_core.data import DatasetError, ZipDataset

@@ -24,11 +24,12 @@ from gan_core.device import resolve_device
 from gan_core.fileio import atomic_write_bytes
 from gan_core.generate import image_grid
 from gan_core.models.checkpoint import load_network, save_network, save_training_state
-from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs
+from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs, set_precision
 from gan_core.train import distributed
 from gan_core.train.ada import AdaController
 from gan_core.train.augment import AugmentPipe
 from gan_core.train.config import TrainingConfig, TrainingConfigError, save_config
+from gan_core.train.estimate import MEASURED_STEPS, estimate
 from gan_core.train.loss import StyleGAN2Loss
 from gan_core.train.metrics import (
     SlicedWassersteinDistance,
@@ -43,8 +44,10 @@ from gan_core.train.snapshots import (
     latest_snapshot,
     list_snapshots,
     load_resumable,
+    prune_snapshots,
     record_snapshot,
     restore_rng_state,
+    snapshot_bytes,
     snapshot_files,
     write_index,
 )
@@ -327,6 +330,9 @@ class _Run:
         if self.G.img_resolution != self.res:
             raise TrainingConfigError(
                 f"the run's networks make {self.G.img_resolution} px images but the dataset is {self.res} px")
+        self.precision = self.facts["precision"]
+        for net in (self.G, self.D, self.G_ema):
+            set_precision(net, self.precision)
         if cfg.channels_last and dev.type == "cuda":
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
@@ -458,16 +464,35 @@ class _Run:
             meta = {"dataset": self.facts["dataset"], "training": self.config.to_dict(), "step": self.step,
                     "kimg": kimg, "augment_p": self.augment.p if self.augment else 0.0, **self.provenance}
             save_network(files["network"], self.G_ema, G=self.G, D=self.D, meta=meta, step=self.step, kimg=kimg)
-            save_training_state(files["state"], self._state_dict())
+            state = self._state_dict()
+            save_training_state(files["state"], state)
+            self._saved_state = (files["state"].stat().st_size, _tensor_bytes(state))  # for the estimate
             if self.grid is not None:
                 _write_grid(files["grid"], _render(self.G_ema, *self.grid), self.config.grid_size[0])
             metrics = self.metrics(self.G_ema, self.config.seed) if self.metrics else {}
             entry = record_snapshot(self.run_dir, self.step, kimg, metrics)  # last: marks it complete
+            if self.config.keep_snapshots:
+                prune_snapshots(self.run_dir, self.config.keep_snapshots)
             self.log({"event": "snapshot", "step": self.step, "kimg": kimg, "network": entry["network"],
                       "state": entry["state"], "grid": entry["grid"],
                       **metrics})
         distributed.barrier()
         return entry
+
+    def _log_estimate(self, sec_per_step: float) -> None:
+        if not self.info.is_main:
+            return
+        entries = list_snapshots(self.run_dir)
+        cfg = self.config
+        # The newest snapshot's files, with its state grown by the tensors added since (the
+        # optimisers' moments exist only after the first step, so a step-0 state is too small).
+        size = snapshot_bytes(entries[-1]) if entries else 0
+        saved_file, saved_tensors = getattr(self, "_saved_state", (0, 0))
+        if saved_file:
+            size += max(0, _tensor_bytes(self._state_dict()) - saved_tensors)
+        self.log(estimate(step=self.step, steps=cfg.steps, sec_per_step=sec_per_step, snapshot_bytes=size,
+                          snapshot_every=cfg.snapshot_every, snapshots_now=len(entries), keep=cfg.keep_snapshots,
+                          keeps_best=bool(cfg.metrics), device_type=self.device.type))
 
     def _state_dict(self) -> dict:
         return {
@@ -502,6 +527,7 @@ class _Run:
         self.log({"event": "start", "step": self.step, "steps": cfg.steps, "resolution": self.res,
                   "device": str(self.device), "world_size": self.info.world_size, "batch": cfg.batch,
                   "gamma": self.gamma, "lr": self.lr, "ema_kimg": self.ema_kimg, "aug": cfg.aug,
+                  "precision": self.precision,
                   "G_params": sum(p.numel() for p in self.G.parameters()),
                   "D_params": sum(p.numel() for p in self.D.parameters()),
                   **{k: v for k, v in self.provenance.items() if k in ("preset", "base")}})
@@ -517,6 +543,7 @@ class _Run:
         stopped = False
         sums, counts = {}, {}
         t_report, step_report = time.perf_counter(), self.step
+        timing = _EstimateTimer(start_step, cfg.steps)
         while self.step < cfg.steps:
             if self._stop_requested():
                 stopped = True
@@ -543,6 +570,10 @@ class _Run:
                 self.snapshot()
                 last_snapshot = self.step
                 t_report += time.perf_counter() - t_snap  # sec/kimg measures training, not snapshots
+                timing.skip(time.perf_counter() - t_snap)
+            sec_per_step = timing.step_done(self.step)
+            if sec_per_step is not None:
+                self._log_estimate(sec_per_step)
         if last_snapshot != self.step:
             self.snapshot()
         latest = list_snapshots(self.run_dir)
@@ -552,6 +583,42 @@ class _Run:
                    "snapshot": latest[-1] if latest else None, "run_dir": str(self.run_dir)}
         self.log(summary)
         return summary
+
+
+def _tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a nested dict/list (what torch.save writes, less a little framing)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+class _EstimateTimer:
+    """Times `MEASURED_STEPS` steps after the first one (which pays for warm-up); says
+    sec/step once, when they are done. Runs too short to need an estimate get none."""
+
+    def __init__(self, start_step: int, steps: int):
+        self.begin = start_step + 1
+        self.end = start_step + 1 + MEASURED_STEPS
+        self.active = steps > self.end
+        self.t0 = None
+
+    def skip(self, seconds: float) -> None:  # time spent on a snapshot is not a step's
+        if self.t0 is not None:
+            self.t0 += seconds
+
+    def step_done(self, step: int) -> float | None:
+        if not self.active:
+            return None
+        if step == self.begin:
+            self.t0 = time.perf_counter()
+        elif step == self.end:
+            self.active = False
+            return (time.perf_counter() - self.t0) / MEASURED_STEPS
+        return None
 
 
 def train(config: TrainingConfig, on_progress=None, should_stop=None) -> dict:

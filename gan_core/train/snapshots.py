@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from gan_core.fileio import atomic_write_text
-from gan_core.models.checkpoint import load_network, load_training_state
+from gan_core.models.checkpoint import load_network, load_training_state, sidecar_path
 
 SNAPSHOT_DIR = "snapshots"
 INDEX_NAME = "index.json"
@@ -99,6 +99,50 @@ def record_snapshot(run_dir, step: int, kimg: float, metrics: dict | None = None
     entries.append(entry)
     write_index(run_dir, entries)
     return entry
+
+
+# Metrics where lower is better; the first one measured picks the "best" snapshot to keep.
+LOWER_IS_BETTER = ("fid", "kid", "swd")
+
+
+def snapshot_bytes(entry: dict) -> int:
+    """Disk taken by one snapshot's files."""
+    return sum(Path(entry[k]).stat().st_size for k in ("network", "state", "grid")
+               if entry.get(k) and Path(entry[k]).is_file())
+
+
+def best_snapshot(entries: list[dict]) -> dict | None:
+    """The entry with the lowest value of the first metric any entry measured, or None."""
+    for name in LOWER_IS_BETTER:
+        scored = [e for e in entries if isinstance((e.get("metrics") or {}).get(name), (int, float))]
+        if scored:
+            return min(scored, key=lambda e: e["metrics"][name])
+    return None
+
+
+def prune_snapshots(run_dir, keep: int) -> list[int]:
+    """Keep the newest `keep` snapshots and the best one by metric; delete the others' files.
+
+    index.json is rewritten first, so a crash half-way leaves files nobody lists rather
+    than a listed snapshot with missing files. Returns the steps deleted.
+    """
+    entries = list_snapshots(run_dir)
+    kept = {e["step"] for e in entries[-keep:]}
+    best = best_snapshot(entries)
+    if best is not None:
+        kept.add(best["step"])
+    doomed = [e for e in entries if e["step"] not in kept]
+    if not doomed:
+        return []
+    write_index(run_dir, [e for e in entries if e["step"] in kept])
+    for entry in doomed:
+        for key in ("network", "state", "grid"):
+            if entry.get(key):
+                path = Path(entry[key])
+                path.unlink(missing_ok=True)
+                if key == "network":
+                    sidecar_path(path).unlink(missing_ok=True)
+    return [e["step"] for e in doomed]
 
 
 def _check_network(path: Path) -> None:

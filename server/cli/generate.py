@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-NOISE_CHOICES = ("const", "random", "none")
+from gan_core import rules
+
 
 
 def seed_filename(seed: int) -> str:
@@ -24,11 +25,13 @@ def frame_filename(frame: int) -> str:
 
 def _common(p) -> None:
     p.add_argument("--model", required=True, help="network checkpoint (.safetensors)")
-    p.add_argument("--psi", type=float, default=1.0, help="truncation psi, -2..2 (1 = none, 0.7 = typical)")
-    p.add_argument("--noise-mode", default="const", choices=NOISE_CHOICES, help="per-pixel noise (default: const)")
+    p.add_argument("--psi", type=float, default=1.0,
+                   help=f"truncation psi, {rules.PSI_MIN:g}..{rules.PSI_MAX:g} (1 = none, 0.7 = typical)")
+    p.add_argument("--noise-mode", default="const", choices=rules.NOISE_MODES, help="per-pixel noise")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional models")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("-o", "--outdir", required=True, help="folder for the PNG files (created if missing)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the PNG files (created if missing)")
+    p.add_argument("--quiet", action="store_true", help="no progress or summary lines")
 
 
 def register(subparsers) -> None:
@@ -36,19 +39,22 @@ def register(subparsers) -> None:
                               description="Write DIR/seedNNNN.png for each seed.")
     _common(p)
     p.add_argument("--seeds", required=True, help="seeds like 0-9,12 (same seed = same image as the reference tools)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+    p.add_argument("--batch", type=int, default=16, help="images per forward pass")
     p.set_defaults(func=_run_generate)
 
     p = subparsers.add_parser("walk", help="render a latent walk as an image sequence",
                               description="Write DIR/frame_NNNN.png for each frame of a keyed latent walk.")
     _common(p)
     p.add_argument("--keys", required=True, help="keys like 0:seed=1,48:seed=7,96:seed=1")
-    p.add_argument("--interp", default="slerp", choices=("slerp", "lerp"),
-                   help="slerp walks in z space, lerp in w space (default: slerp)")
-    p.add_argument("--easing", default="linear", help="linear, smooth, smoother, ease-in, ease-out, ease-in-out, sine")
-    p.add_argument("--loop", action="store_true", help="make the last frame lead smoothly back to the first")
-    p.add_argument("--frames", default=None, help="frame range START-END (default: first key to last key)")
-    p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default: 8)")
+    p.add_argument("--interp", default="slerp", choices=rules.INTERPOLATIONS,
+                   help="slerp walks in z space, lerp in w space")
+    p.add_argument("--easing", default="linear", help=f"speed profile between keys: {', '.join(rules.EASINGS)}")
+    p.add_argument("--loop", action="store_true",
+                   help="make the last frame lead smoothly back to the first; a last key equal to the first "
+                        "(0:seed=1,...,96:seed=1) closes the loop and is not rendered twice")
+    p.add_argument("--frames", default=None,
+                   help="frame range START-END (default: first key to last key, or to one before a closing key)")
+    p.add_argument("--batch", type=int, default=8, help="frames per forward pass")
     p.set_defaults(func=_run_walk)
 
 
@@ -68,35 +74,42 @@ def _run_generate(args) -> int:
 
     seeds = parse_seeds(args.seeds)  # cheap checks before loading torch weights
     runner = ModelRunner(args.model, device=args.device)
-    outdir = Path(args.outdir)
-    batch = max(1, args.batch_size)
+    outdir = Path(args.output)
+    batch = max(1, args.batch)
     for i in range(0, len(seeds), batch):
         chunk = seeds[i:i + batch]
         images = runner.generate(seeds=chunk, psi=args.psi, noise_mode=args.noise_mode, class_idx=args.class_idx,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch)
         for seed, image in zip(chunk, images):
             _write(outdir / seed_filename(seed), encode_png(image))
-    print(f"wrote {len(seeds)} image(s) to {outdir}")
+    if not args.quiet:
+        print(f"wrote {len(seeds)} image(s) to {outdir}")
     return 0
 
 
 def _run_walk(args) -> int:
     from gan_core.generate import ModelRunner, encode_png
-    from gan_core.latent import parse_frame_range, parse_keys
+    from gan_core.latent import loop_keys_and_range, parse_frame_range, parse_keys
 
     keys = parse_keys(args.keys)
-    start, end = parse_frame_range(args.frames) if args.frames else (keys[0].frame, keys[-1].frame)
+    if args.frames:
+        start, end = parse_frame_range(args.frames)
+    elif args.loop:
+        keys, start, end = loop_keys_and_range(keys)
+    else:
+        start, end = keys[0].frame, keys[-1].frame
     runner = ModelRunner(args.model, device=args.device)
-    outdir = Path(args.outdir)
+    outdir = Path(args.output)
     frames = runner.render_walk(keys, start, end, interp=args.interp, easing=args.easing, loop=args.loop,
-                                psi=args.psi, noise_mode=args.noise_mode, batch_size=args.batch_size,
+                                psi=args.psi, noise_mode=args.noise_mode, batch_size=args.batch,
                                 class_idx=args.class_idx)
     total = end - start + 1
     count = 0
     for frame, image in frames:
         _write(outdir / frame_filename(frame), encode_png(image))
         count += 1
-        if count % 50 == 0:
+        if count % 50 == 0 and not args.quiet:
             print(f"{count}/{total} frames", file=sys.stderr)
-    print(f"wrote {count} frame(s) to {outdir} ({frame_filename(start)} .. {frame_filename(end)})")
+    if not args.quiet:
+        print(f"wrote {count} frame(s) to {outdir} ({frame_filename(start)} .. {frame_filename(end)})")
     return 0

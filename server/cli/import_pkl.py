@@ -24,13 +24,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("pkl", metavar="FILE.pkl", help="the network snapshot to import")
     p.add_argument("--name", default=None, help="model name (default: the file name without .pkl)")
-    p.add_argument(
-        "--models-dir",
-        dest="models_dir",
-        metavar="DIR",
-        default=None,
-        help="where to write the model (default: $LATENT_STUDIO_DATA/models, else ~/.latent-studio/models)",
-    )
+    p.add_argument("-o", "--output", metavar="DIR", default=None,
+                   help="models folder to write into (default: the server's, $LATENT_STUDIO_DATA/models, "
+                        "else ~/.latent-studio/models)")
     p.set_defaults(func=run)
 
 
@@ -40,7 +36,7 @@ def run(args) -> int:
     pkl = Path(args.pkl).expanduser()
     if not pkl.is_file():
         raise FileNotFoundError(f"no such file: {pkl}")
-    models_dir = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
+    models_dir = Path(args.output).expanduser() if args.output else default_models_dir()
     target = import_pickle(pkl, models_dir, name=args.name)
     print(f"imported {pkl.name} -> {target}")
     print(f"thumbnail: {target.with_name(target.stem + '.thumb.png')}")

@@ -7,7 +7,7 @@ network, so it needs a token chosen on purpose: --token or LATENT_STUDIO_TOKEN.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import importlib.util
 import ipaddress
 import logging
@@ -29,8 +29,10 @@ def register(subparsers) -> None:
         "serve",
         help="run the companion server (HTTP API for Blender)",
         description=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from server.config import ServerConfig  # no torch: cheap enough for --help
+
+    default = {f.name: f.default for f in dataclasses.fields(ServerConfig)}
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
     p.add_argument("--port", type=int, default=None, help="TCP port (default 7860; 0 picks a free one)")
     p.add_argument("--data-dir", dest="data_dir", default=None, help="data folder (default $LATENT_STUDIO_DATA or ~/.latent-studio)")
@@ -38,10 +40,16 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--token", default=None, help=f"access token to require (default ${TOKEN_ENV}, else the saved/generated one)")
     p.add_argument("--threads", type=int, default=8, help="HTTP worker threads (default 8)")
-    p.add_argument("--max-upload-bytes", dest="max_upload_bytes", type=int, default=None, help="largest dataset upload")
-    p.add_argument("--max-images", dest="max_images", type=int, default=None, help="most images in one dataset")
-    p.add_argument("--max-zip-entries", dest="max_zip_entries", type=int, default=None, help="most entries in an uploaded zip")
-    p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help="most training steps a job may ask for")
+    p.add_argument("--max-upload-bytes", dest="max_upload_bytes", type=int, default=None, help=f"largest dataset upload in bytes (default {default['max_upload_bytes']})")
+    p.add_argument("--max-images", dest="max_images", type=int, default=None, help=f"most images in one dataset (default {default['max_images']})")
+    p.add_argument("--max-zip-entries", dest="max_zip_entries", type=int, default=None, help=f"most entries in an uploaded zip (default {default['max_zip_entries']})")
+    p.add_argument("--max-steps", dest="max_steps", type=int, default=None, help=f"most training steps a job may ask for (default {default['max_steps']})")
+    p.add_argument("--max-preparations", dest="max_preparations", type=int, default=None,
+                   help="dataset preparations run at the same time; more wait, queued (default 1)")
+    p.add_argument("--generate-queue", dest="generate_queue", type=int, default=None,
+                   help="generate requests running or waiting at once; more get 503 (default 4; below --threads)")
+    p.add_argument("--walk-queue", dest="walk_queue", type=int, default=None,
+                   help="walks queued or rendering at once; more get 503 (default 16)")
     p.add_argument("--no-addon-build", dest="addon_build", action="store_false", help="do not build the Blender extension zip at start")
     p.set_defaults(func=run_serve)
 
@@ -76,6 +84,15 @@ def addon_line(data_dir: Path, build: bool) -> str:
         return f"Blender extension: could not be built ({exc})"
 
 
+MIN_FREE_THREADS = 2  # HTTP threads generation can never take: health and status always get an answer
+
+
+def check_threads(threads: int, generate_queue: int) -> None:
+    if threads - generate_queue < MIN_FREE_THREADS:
+        raise ValueError(f"--threads {threads} leaves too few HTTP threads beside --generate-queue {generate_queue}: "
+                         f"use at least {generate_queue + MIN_FREE_THREADS} threads or a shorter queue")
+
+
 def probe_port(host: str, port: int) -> None:
     """Fail fast (before loading torch and the app) when the address cannot be bound."""
     if port == 0:
@@ -103,6 +120,7 @@ def run_serve(args) -> int:
     check_binding(args.host, explicit_token)
     args.token = explicit_token
     config = ServerConfig.from_args(args)
+    check_threads(args.threads, config.generate_queue)
     probe_port(config.host, config.port)
     app = create_app(config)
     state = app.extensions[EXTENSION_KEY]
@@ -119,7 +137,8 @@ def run_serve(args) -> int:
     port = getattr(server, "effective_port", None) or server.effective_listen[0][1]
     shown_host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Latent Studio server {__version__}", flush=True)
-    print(f"  URL:       http://{shown_host}:{port}/api/v1", flush=True)
+    print(f"  Blender server address: http://{shown_host}:{port}   (paste into the add-on's preferences)", flush=True)
+    print(f"  API:       http://{shown_host}:{port}/api/v1   (described at /api/v1/openapi.json)", flush=True)
     print(f"  data dir:  {config.data_dir}", flush=True)
     print(f"  token:     {state.token}   (saved in {config.token_path})", flush=True)
     print(f"  device:    {state.device} ({state.device_name})", flush=True)

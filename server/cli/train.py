@@ -1,54 +1,84 @@
 """`latent-studio train`: train a StyleGAN2-ADA model on a prepared dataset.
 
 Ctrl-C asks the loop to stop after the current step; it then writes a final snapshot, so
-the run can be resumed by running the same command again. A second Ctrl-C aborts at once.
-Works under torchrun (one process per GPU); only rank 0 prints and writes files.
+the run can be resumed by running the same command again, and exits with status 130 so
+scripts can tell. A second Ctrl-C aborts at once. Works under torchrun (one process per
+GPU); only rank 0 prints and writes files.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
+from pathlib import Path
+
+from gan_core import rules
+
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a model on a prepared dataset zip",
                               description="Train (or resume) a StyleGAN2-ADA model. Running it again on the same "
-                                          "--out directory resumes from the newest valid snapshot.")
+                                          "--output directory resumes from the newest valid snapshot.")
     p.add_argument("--data", required=True, help="dataset zip (from `latent-studio dataset`)")
-    p.add_argument("--out", required=True, help="run directory (snapshots, progress.jsonl)")
-    p.add_argument("--base", help="checkpoint to fine-tune from (same resolution as the dataset)")
-    p.add_argument("--steps", type=int, default=5000, help="total steps (one minibatch each; default 5000)")
-    p.add_argument("--batch", type=int, default=16, help="global batch size (default 16)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="run directory (snapshots, progress.jsonl)")
+    p.add_argument("--base", help="model to fine-tune from: a .safetensors file, or the name of a model in the "
+                                  "server's models folder (e.g. one `import-pkl --name` wrote); same resolution "
+                                  "as the dataset")
+    p.add_argument("--steps", type=int, default=5000, help="total steps (one minibatch each)")
+    p.add_argument("--batch", type=int, default=16, help="global batch size")
     p.add_argument("--res", type=int, default=None, help="expected resolution (default: the dataset's)")
-    p.add_argument("--aug", choices=("ada", "fixed", "off"), default="ada", help="augmentation mode (default ada)")
+    p.add_argument("--aug", choices=rules.AUG_MODES, default="ada", help="augmentation mode")
     p.add_argument("--aug-p", type=float, default=0.0, help="fixed augmentation probability, or ADA's start")
-    p.add_argument("--ada-kimg", type=float, default=500.0, help="ADA speed: kimg for p to go 0->1 (default 500)")
+    p.add_argument("--ada-kimg", type=float, default=500.0, help="ADA speed: kimg for p to go 0->1")
     p.add_argument("--mirror", action="store_true", help="add x-flipped copies of the dataset")
-    p.add_argument("--snapshot-every", type=int, default=500, help="steps between snapshots (default 500)")
+    p.add_argument("--snapshot-every", type=int, default=500, help="steps between snapshots")
+    p.add_argument("--keep-snapshots", type=int, default=None, metavar="N",
+                   help="keep only the newest N snapshots, and the best by --metrics (default: keep all)")
     p.add_argument("--gamma", type=float, default=None, help="R1 weight (default: 0.0002 * res^2 / batch)")
     p.add_argument("--no-pl", action="store_true", help="turn path-length regularisation off")
     p.add_argument("--freeze-d", type=int, default=0, help="freeze the first N D blocks (transfer learning)")
-    p.add_argument("--preset", choices=("auto", "tiny", "small", "stylegan2"), default="auto",
-                   help="network size when training from scratch")
+    p.add_argument("--preset", choices=rules.PRESET_CHOICES, default="auto",
+                   help="network size when training from scratch (auto: small up to 128 px, else stylegan2)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--metrics", default="", help="comma-separated metrics at snapshots: swd, fid, kid")
+    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same run")
+    p.add_argument("--metrics", default="", help="comma-separated metrics at snapshots: swd, fid, kid (default: none)")
     p.add_argument("--report-every", type=int, default=10, help="steps between progress lines")
     p.add_argument("--channels-last", action="store_true", help="CUDA: channels-last memory layout")
     p.add_argument("--compile", action="store_true", help="CUDA: torch.compile the discriminator")
-    p.add_argument("--no-progress-bar", action="store_true", help="no tqdm bar (log lines only)")
+    p.add_argument("--precision", choices=rules.PRECISION_CHOICES, default="auto",
+                   help="dtype of the networks' reduced-precision blocks (the top 4 resolutions of the small and "
+                        "stylegan2 presets): auto = fp16 on a GPU, fp32 on the CPU; the CPU also runs bf16, not fp16")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=run)
+
+
+def resolve_base(base: str | None) -> str | None:
+    """A path as given, or a model name looked up in the server's models folder."""
+    from server.cli.import_pkl import default_models_dir
+
+    if base is None or Path(base).expanduser().exists() or base.endswith(".safetensors"):
+        return base if base is None else str(Path(base).expanduser())
+    models = default_models_dir()
+    candidate = models / f"{base}.safetensors"
+    if candidate.is_file():
+        return str(candidate)
+    names = sorted(p.stem for p in models.glob("*.safetensors")) if models.is_dir() else []
+    known = f"models there: {', '.join(names)}" if names else "it holds no models yet (latent-studio import-pkl)"
+    raise ValueError(f"base model {base!r} is neither a file nor a model in {models}; {known}")
 
 
 def config_from_args(args):
     from gan_core.train.loop import TrainingConfig
     return TrainingConfig(
-        data=args.data, run_dir=args.out, base=args.base, steps=args.steps, batch=args.batch,
+        data=args.data, run_dir=args.output, base=resolve_base(args.base), steps=args.steps, batch=args.batch,
         resolution=args.res, aug=args.aug, aug_p=args.aug_p, ada_kimg=args.ada_kimg, mirror=args.mirror,
         snapshot_every=args.snapshot_every, gamma=args.gamma, pl_weight=0.0 if args.no_pl else 2.0,
         freeze_d=args.freeze_d, preset=args.preset, device=args.device, seed=args.seed,
         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()), report_every=args.report_every,
-        channels_last=args.channels_last, compile=args.compile)
+        keep_snapshots=args.keep_snapshots,
+        channels_last=args.channels_last, compile=args.compile, precision=args.precision)
 
 
 class _StopOnSigint:
@@ -75,6 +105,31 @@ class _StopOnSigint:
         return self.requested
 
 
+def already_done(run_dir: str, steps: int) -> int | None:
+    """The step a finished run reached (its index says so, nothing is loaded), else None."""
+    from gan_core.train.snapshots import list_snapshots
+
+    entries = list_snapshots(run_dir) if Path(run_dir).is_dir() else []
+    return entries[-1]["step"] if entries and entries[-1]["step"] >= steps else None
+
+
+def _start_line(event: dict) -> str:
+    return (f"training {event['resolution']}px on {event['device']} x{event['world_size']}: batch "
+            f"{event['batch']}, gamma {event['gamma']:.4g}, lr {event['lr']:.4g}, aug {event['aug']}, "
+            f"G {event['G_params'] / 1e6:.2f}M / D {event['D_params'] / 1e6:.2f}M params")
+
+
+def _estimate_lines(event: dict) -> list[str]:
+    from gan_core.train.estimate import format_duration
+
+    lines = [f"estimate: {event['sec_per_step']:.3g} s/step, {format_duration(event['eta_s'])} for the "
+             f"{event['steps'] - event['step']} steps left; {event['snapshot_bytes'] / 1e6:.0f} MB per snapshot, "
+             f"{event['disk_bytes'] / 1e9:.2f} GB for the {event['snapshots_kept']} kept at the end"]
+    if event["warning"]:
+        lines.append(f"warning: {event['warning']} (--preset tiny, a lower dataset --res, or --device cuda)")
+    return lines
+
+
 def run(args) -> int:
     from tqdm import tqdm
 
@@ -83,28 +138,39 @@ def run(args) -> int:
 
     config = config_from_args(args)
     is_main = env_dist_info().is_main
-    show_bar = is_main and not args.no_progress_bar
-    bar = None  # made on the 'start' event, i.e. after train() has validated the config
+    done_at = already_done(config.run_dir, config.steps)
+    if done_at is not None:
+        if is_main:
+            print(f"nothing to do: {config.run_dir} is already at step {done_at} of {config.steps} "
+                  "(raise --steps to train further)")
+        return 0
+    show_bar = is_main and not args.quiet
+    bar = None  # made on the first progress line, after the header and the step-0 snapshot
+
+    def say(line: str) -> None:
+        if is_main:
+            (bar.write if bar is not None else print)(line)
 
     def on_progress(event: dict) -> None:
         nonlocal bar
         kind = event.get("event")
-        if kind == "start" and show_bar:
-            bar = tqdm(total=config.steps, unit="step", dynamic_ncols=True)
-        if bar is not None and kind in ("progress", "resumed"):
-            bar.n = event["step"]
-            if kind == "progress":
-                bar.set_postfix(kimg=f"{event['kimg']:.1f}", p=f"{event['ada_p']:.3f}",
-                                s_kimg=f"{event['sec_per_kimg']:.1f}",
-                                **{k: f"{v:.3f}" for k, v in event["losses"].items()})
-            bar.refresh()
-        elif kind == "start":
-            line = (f"training {event['resolution']}px on {event['device']} x{event['world_size']}: batch "
-                    f"{event['batch']}, gamma {event['gamma']:.4g}, lr {event['lr']:.4g}, aug {event['aug']}, "
-                    f"G {event['G_params'] / 1e6:.2f}M / D {event['D_params'] / 1e6:.2f}M params")
-            (bar.write if bar is not None else print)(line)
-        elif kind == "snapshot" and is_main:
-            (bar.write if bar is not None else print)(f"snapshot step {event['step']}: {event['network']}")
+        if kind == "start":
+            say(_start_line(event))
+        elif kind == "resumed":
+            say(f"resuming from step {event['step']} ({event['kimg']:.2f} kimg)"
+                + (f"; skipped damaged snapshots {event['skipped_snapshots']}" if event["skipped_snapshots"] else ""))
+        elif kind == "estimate":
+            for line in _estimate_lines(event):
+                say(line)
+        elif kind == "snapshot":
+            say(f"snapshot step {event['step']}: {event['network']}")
+        elif kind == "progress" and show_bar:
+            if bar is None:  # starts where the run is, so its speed counts only the steps it saw
+                bar = tqdm(total=config.steps, initial=event["step"], unit="step", dynamic_ncols=True)
+            bar.update(event["step"] - bar.n)
+            bar.set_postfix(kimg=f"{event['kimg']:.1f}", p=f"{event['ada_p']:.3f}",
+                            s_kimg=f"{event['sec_per_kimg']:.1f}",
+                            **{k: f"{v:.3f}" for k, v in event["losses"].items()})
 
     with _StopOnSigint() as stop:
         try:
@@ -115,4 +181,6 @@ def run(args) -> int:
     if is_main:
         state = "stopped early" if summary["stopped"] else "finished"
         print(f"{state} at step {summary['step']} ({summary['kimg']:.2f} kimg); run directory: {summary['run_dir']}")
-    return 0
+        if stop.requested:
+            print("interrupted: run the same command again to resume", file=sys.stderr)
+    return EXIT_INTERRUPTED if stop.requested else 0

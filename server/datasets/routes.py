@@ -15,9 +15,10 @@ from server.datasets import store
 from server.datasets.prepare import PreparationRunner, recover_after_restart
 from server.datasets.schemas import DatasetOut, PrepareRequest
 from server.datasets.uploads import receive_dataset_upload
-from server.errors import ApiError
+from server.errors import ApiError, public_text
 from server.jobs.store import dataset_in_use
 from server.openapi import doc
+from server.responses import no_content
 from server.state import ServerState, current_state
 from server.timestamps import iso_utc
 from server.validation import json_body, parse, rule_check
@@ -38,7 +39,8 @@ def dataset_json(row: dict) -> dict:
     ready = row["state"] == "ready"
     info = row.get("info") or {}
     return {
-        **{k: row[k] for k in ("id", "name", "state", "progress", "phase", "error", "source_bytes", "source_images", "params", "info")},
+        **{k: row[k] for k in ("id", "name", "state", "progress", "phase", "source_bytes", "source_images", "params", "info")},
+        "error": public_text(row["error"]),
         "created_at": iso_utc(row["created_at"]),
         "updated_at": iso_utc(row["updated_at"]),
         "image_count": info.get("count", info.get("accepted")) if ready else None,
@@ -58,7 +60,7 @@ def _load(dataset_id: str) -> dict:
 
 @bp.post("/datasets")
 @doc("Upload a zip of images (raw body with ?name=, or multipart field 'file')", body=UPLOAD_BODY, query=(NAME_QUERY,),
-     ok={201: ("The registered dataset", DatasetOut)}, errors=(400, 401, 413, 415, 422))
+     ok={201: ("The registered dataset", DatasetOut)}, errors=(400, 401, 413, 415, 422, 507))
 def upload_dataset():
     row = receive_dataset_upload(current_state())
     return jsonify(dataset_json(row)), 201, {"Location": f"{API_PREFIX}/datasets/{row['id']}"}
@@ -96,12 +98,13 @@ def delete_dataset(dataset_id: str):
     if not deleted:  # a prepare started between the check above and the delete
         raise ApiError(409, "dataset_busy", "the dataset is being prepared; wait for it to finish")
     shutil.rmtree(store.dataset_dir(state, dataset_id), ignore_errors=True)
-    return "", 204
+    return no_content()
 
 
 @bp.post("/datasets/<dataset_id>/prepare")
-@doc("Build the training zip in the background", body=PrepareRequest, body_required=False,
-     ok={202: ("Preparation started", DatasetOut)}, errors=(400, 401, 404, 409, 422))
+@doc("Build the training zip in the background (state 'preparing'; phase 'queued' until one of the "
+     "server's --max-preparations slots is free)", body=PrepareRequest, body_required=False,
+     ok={202: ("Preparation queued", DatasetOut)}, errors=(400, 401, 404, 409, 422))
 def prepare_dataset(dataset_id: str):
     state = current_state()
     _load(dataset_id)
@@ -110,9 +113,13 @@ def prepare_dataset(dataset_id: str):
     rule_check(check_build_options, **body.build_options())
     params = {**body.model_dump(), "inflate": list(parse_inflate(body.inflate))}  # aliases -> the builder's names
     _refuse_if_used(state, dataset_id, "re-prepare")
-    if not store.begin_preparation(state.db, dataset_id, params):
+    try:
+        queued = store.begin_preparation(state.db, dataset_id, params)
+    except sqlite3.IntegrityError as exc:  # the database refuses: a job started using it meanwhile
+        raise ApiError(409, "dataset_in_use", "a training job uses this dataset; cannot re-prepare it now") from exc
+    if not queued:
         raise ApiError(409, "dataset_busy", "the dataset is already being prepared")
-    state.preparations.start(dataset_id, params)
+    state.preparations.wake()
     return jsonify(dataset_json(store.get_dataset(state.db, dataset_id))), 202
 
 
@@ -146,4 +153,6 @@ def init_app(app: Flask, state: ServerState) -> None:
         if interrupted:
             log.warning("%d dataset preparation(s) were interrupted by the last stop and are marked failed", interrupted)
     state.preparations = PreparationRunner(state)
+    if state.owns_data_dir:  # like the job queue: one dispatcher per data directory
+        state.preparations.start_dispatching()
     app.register_blueprint(bp)

@@ -1,9 +1,13 @@
 """Checking an uploaded zip BEFORE anything is extracted, and extracting only what passed.
 
-Refused: not a zip, too many entries, absolute or '..' paths, symlinks and other special
-entries, encrypted entries, duplicate paths, absurd compression ratios (zip bombs), a
-declared uncompressed total over the limit, too many images. Only regular files are
-extracted, each written to a path proven to lie inside the destination.
+Refused: not a zip, too many entries, absolute or '..' paths, names the file system cannot
+hold, symlinks and other special entries, encrypted entries, duplicate paths and a file
+where another entry needs a folder, absurd compression ratios, entries whose bytes overlap
+each other or the central directory (zip bombs that reuse one compressed block for many
+entries, so the sizes they declare look harmless), a declared uncompressed total over the
+limit, too many images. Only regular files are extracted, each written to a path proven to
+lie inside the destination, and extraction counts the bytes really written: it stops the
+moment they pass the limit and removes everything it wrote.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import re
 import shutil
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from gan_core.fileio import is_disk_full
 from gan_core.rules import IMAGE_EXTENSIONS  # what the dataset builder reads
 
 # Small entries may legitimately compress very well (flat renders, JSON); ratios only matter
@@ -23,6 +29,14 @@ from gan_core.rules import IMAGE_EXTENSIONS  # what the dataset builder reads
 RATIO_MIN_BYTES = 1 << 20
 COPY_CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[a-zA-Z]:")
+# File-system facts, not choices: a name part longer than NAME_MAX (255 bytes on every
+# common file system) cannot be created; whole names are kept well under PATH_MAX (4096)
+# so the data directory's own path still fits in front of them.
+MAX_NAME_PART_BYTES = 255
+MAX_NAME_BYTES = 1024
+# The fixed part of a local file header (APPNOTE 4.3.7); name and extra lengths at 26 and 28.
+LOCAL_HEADER_SIZE = 30
+LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
 
 
 class UnsafeZipError(ValueError):
@@ -69,6 +83,46 @@ def member_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
+def _check_storable(name: str, parts: tuple[str, ...]) -> None:
+    """Names the server's file system could not create would fail the whole preparation later."""
+    long_part = next((p for p in parts if len(p.encode("utf-8", "surrogatepass")) > MAX_NAME_PART_BYTES), None)
+    if long_part is not None:
+        raise UnsafeZipError("unsafe_path", f"zip entry {_short(name)!r} has a file or folder name longer than "
+                                            f"{MAX_NAME_PART_BYTES} bytes, which no file system stores; shorten it")
+    if len("/".join(parts).encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise UnsafeZipError("unsafe_path", f"zip entry {_short(name)!r} has a path longer than {MAX_NAME_BYTES} "
+                                            "bytes; use fewer or shorter folder names")
+
+
+def _short(name: str, keep: int = 60) -> str:
+    return name if len(name) <= keep else f"{name[:keep]}..."
+
+
+def _check_layout(path: str | Path, infos: list[zipfile.ZipInfo], central_directory: int) -> None:
+    """Every entry's bytes (local header + compressed data) must lie apart from every other
+    entry's and before the central directory. A zip writer never shares bytes; a zip bomb
+    does, so that many entries expand one block while each declares a modest size."""
+    spans = []
+    with open(path, "rb") as fh:
+        for info in infos:
+            fh.seek(info.header_offset)
+            header = fh.read(LOCAL_HEADER_SIZE)
+            if len(header) < LOCAL_HEADER_SIZE or header[:4] != LOCAL_HEADER_SIGNATURE:
+                raise UnsafeZipError("not_a_zip", f"zip entry {_short(info.filename)!r} has no local header "
+                                                  "where the directory says", status=400)
+            name_length, extra_length = struct.unpack("<HH", header[26:30])
+            end = info.header_offset + LOCAL_HEADER_SIZE + name_length + extra_length + info.compress_size
+            spans.append((info.header_offset, end, info.filename))
+    spans.sort()
+    for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+        if end > start:
+            raise UnsafeZipError("overlapping_entries", f"zip entries {_short(name)!r} and {_short(other)!r} share "
+                                                        "their compressed data: refused as a zip bomb")
+    if spans and spans[-1][1] > central_directory:
+        raise UnsafeZipError("overlapping_entries", f"zip entry {_short(spans[-1][2])!r} runs into the zip's "
+                                                    "directory: refused as a zip bomb")
+
+
 def _entry_type(info: zipfile.ZipInfo) -> int:
     """The stat file type stored by Unix zip tools in the high bits of external_attr (0 if none)."""
     return stat.S_IFMT((info.external_attr >> 16) & 0xFFFF)
@@ -87,10 +141,13 @@ def inspect_zip(path: str | Path, limits: ZipLimits) -> ZipSummary:
         raise UnsafeZipError("not_a_zip", f"the upload is not a readable zip archive ({exc})", status=400) from exc
     with archive:
         infos = archive.infolist()
+        central_directory = archive.start_dir
     if len(infos) > limits.max_entries:
         raise UnsafeZipError("too_many_entries", f"the zip has {len(infos)} entries; the limit is {limits.max_entries}")
+    _check_layout(path, infos, central_directory)
 
     seen: set[str] = set()
+    folders: dict[str, str] = {}  # lower-cased folder path -> an entry that needs it
     files = images = total = compressed = 0
     for info in infos:
         parts = member_parts(info.filename)
@@ -98,6 +155,8 @@ def inspect_zip(path: str | Path, limits: ZipLimits) -> ZipSummary:
         if kind == stat.S_IFLNK:
             raise UnsafeZipError("symlink_entry", f"zip entry {info.filename!r} is a symbolic link; links are not accepted")
         if info.is_dir() or kind == stat.S_IFDIR:
+            if parts and not is_junk(parts):
+                folders.setdefault("/".join(parts).lower(), info.filename)
             continue
         if kind not in (0, stat.S_IFREG):
             raise UnsafeZipError("unsupported_entry", f"zip entry {info.filename!r} is not a regular file")
@@ -109,6 +168,10 @@ def inspect_zip(path: str | Path, limits: ZipLimits) -> ZipSummary:
         if key in seen:
             raise UnsafeZipError("duplicate_entry", f"zip entry {info.filename!r} appears more than once")
         seen.add(key)
+        if not is_junk(parts):
+            _check_storable(info.filename, parts)
+            for depth in range(1, len(parts)):
+                folders.setdefault("/".join(parts[:depth]).lower(), info.filename)
         if info.file_size > RATIO_MIN_BYTES and info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
             raise UnsafeZipError(
                 "compression_ratio",
@@ -121,6 +184,10 @@ def inspect_zip(path: str | Path, limits: ZipLimits) -> ZipSummary:
         if not is_junk(parts) and PurePosixPath(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS:
             images += 1
 
+    clash = next((key for key in seen if key in folders), None)
+    if clash is not None:
+        raise UnsafeZipError("duplicate_entry", f"zip entry {_short(clash)!r} is a file, but entry "
+                                                f"{_short(folders[clash])!r} needs a folder of that name")
     if total > limits.max_total_bytes:
         raise UnsafeZipError("zip_too_large", f"the zip expands to {total} bytes; the limit is {limits.max_total_bytes}")
     if total > RATIO_MIN_BYTES and total > limits.max_compression_ratio * max(compressed, 1):
@@ -136,8 +203,11 @@ def inspect_zip(path: str | Path, limits: ZipLimits) -> ZipSummary:
 
 
 def extract_zip(path: str | Path, dest: str | Path, limits: ZipLimits) -> ZipSummary:
-    """Inspect, then extract the regular files (no junk) into `dest`, which must not exist yet."""
+    """Inspect, then extract the regular files (no junk) into `dest`, which must not exist yet.
+    Any failure removes `dest` with everything written so far."""
     summary = inspect_zip(path, limits)
+    # What the zip may really produce: no more than it declares, never more than the limit.
+    budget = min(summary.total_bytes, limits.max_total_bytes)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=False)
     root = dest.resolve()
@@ -155,14 +225,20 @@ def extract_zip(path: str | Path, dest: str | Path, limits: ZipLimits) -> ZipSum
                 with archive.open(info) as src, open(target, "xb") as out:
                     while chunk := src.read(COPY_CHUNK):
                         written += len(chunk)
-                        # zipfile stops at the declared size; this guards the total against lying headers.
-                        if written > summary.total_bytes:
-                            raise UnsafeZipError("compression_ratio", "the zip expands beyond its declared size")
+                        # Counted as written, not as declared: stop the moment the real total passes.
+                        if written > budget:
+                            raise UnsafeZipError("zip_too_large", f"the zip expands beyond {budget} bytes "
+                                                                  "(its declared size or the server's limit)")
                         out.write(chunk)
     except UnsafeZipError:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError) as exc:  # CRC errors, bad data, file/dir clashes
+    except OSError as exc:
+        shutil.rmtree(dest, ignore_errors=True)
+        if is_disk_full(exc):
+            raise  # not the zip's fault: the caller reports a full disk
+        raise UnsafeZipError("corrupt_zip", f"the zip could not be extracted: {exc}") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError) as exc:  # CRC errors, bad data
         shutil.rmtree(dest, ignore_errors=True)
         raise UnsafeZipError("corrupt_zip", f"the zip could not be extracted: {exc}") from exc
     return summary

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 
-from server.db import Database
+from server.db import Database, add_missing_columns
 from server.timestamps import now_iso
 
 STATES = ("uploaded", "preparing", "ready", "failed")
@@ -26,9 +27,13 @@ CREATE TABLE IF NOT EXISTS datasets (
     params        TEXT,
     info          TEXT,
     created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL
+    updated_at    TEXT NOT NULL,
+    queued_at     REAL
 );
 """
+# A preparation waits in state 'preparing' with this phase until a slot is free (FIFO by queued_at).
+QUEUED_PHASE = "queued"
+STARTING_PHASE = "starting"
 
 # Files of one dataset, relative to its folder.
 SOURCE_ZIP = "source.zip"
@@ -40,6 +45,7 @@ WORK_DIR = "work"
 
 def init_schema(db: Database) -> None:
     db.executescript(SCHEMA)
+    add_missing_columns(db, "datasets", {"queued_at": "REAL"})  # databases made before the queue
 
 
 def new_dataset_id() -> str:
@@ -98,14 +104,29 @@ def list_datasets(db: Database) -> list[dict]:
 
 
 def begin_preparation(db: Database, dataset_id: str, params: dict) -> bool:
-    """uploaded/ready/failed -> preparing, atomically; False when it is already preparing."""
+    """uploaded/ready/failed -> preparing (phase 'queued'), atomically; False when it is
+    already preparing."""
     with db.connect(immediate=True) as conn:
         cur = conn.execute(
-            "UPDATE datasets SET state='preparing', progress=0, phase='queued', error=NULL, info=NULL, params=?, updated_at=?"
-            " WHERE id=? AND state != 'preparing'",
-            (json.dumps(params), now_iso(), dataset_id),
+            "UPDATE datasets SET state='preparing', progress=0, phase=?, error=NULL, info=NULL, params=?, updated_at=?,"
+            " queued_at=? WHERE id=? AND state != 'preparing'",
+            (QUEUED_PHASE, json.dumps(params), now_iso(), time.time(), dataset_id),
         )
         return cur.rowcount == 1
+
+
+def claim_next_queued(db: Database) -> tuple[str, dict] | None:
+    """The oldest queued preparation, moved to phase 'starting' so no one else takes it:
+    (id, params), or None when none waits."""
+    with db.connect(immediate=True) as conn:
+        row = conn.execute(
+            "SELECT id, params FROM datasets WHERE state='preparing' AND phase=? ORDER BY queued_at, rowid LIMIT 1",
+            (QUEUED_PHASE,),
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute("UPDATE datasets SET phase=?, updated_at=? WHERE id=?", (STARTING_PHASE, now_iso(), row["id"]))
+    return row["id"], json.loads(row["params"])
 
 
 def set_progress(db: Database, dataset_id: str, progress: float, phase: str | None) -> None:
@@ -133,11 +154,13 @@ def mark_failed(db: Database, dataset_id: str, error: str, only_if_preparing: bo
 
 
 def fail_interrupted_preparations(db: Database) -> int:
-    """At start-up: a 'preparing' row has no process any more (the server stopped mid-way)."""
+    """At start-up: a 'preparing' row that had started has no process any more (the server
+    stopped mid-way). Queued ones never started: they stay queued and run now."""
     with db.connect() as conn:
         cur = conn.execute(
-            "UPDATE datasets SET state='failed', phase='failed', error=?, updated_at=? WHERE state='preparing'",
-            ("preparation was interrupted by a server stop; prepare the dataset again", now_iso()),
+            "UPDATE datasets SET state='failed', phase='failed', error=?, updated_at=?"
+            " WHERE state='preparing' AND COALESCE(phase, '') != ?",
+            ("preparation was interrupted by a server stop; prepare the dataset again", now_iso(), QUEUED_PHASE),
         )
         return cur.rowcount
 

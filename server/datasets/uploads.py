@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
@@ -29,6 +30,7 @@ READ_CHUNK = 1 << 16
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and a short name field
 MAX_FIELD_BYTES = 1024
 MAX_NAME_CHARS = 100
+MAX_PARTS = 16  # 'file' and 'name' are all we read; a few more (browser extras) are ignored
 RAW_ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed", "application/octet-stream"})
 
 
@@ -73,7 +75,7 @@ def _copy_raw(stream, writer: _CappedWriter) -> None:
 def _copy_multipart(stream, boundary: bytes, writer: _CappedWriter) -> tuple[str | None, str | None]:
     """Stream the `file` part into `writer`; return (name field, uploaded filename)."""
     # No decoder memory cap: it counts its whole input buffer; we drain it every chunk and cap fields ourselves.
-    decoder = MultipartDecoder(boundary, max_parts=16)
+    decoder = MultipartDecoder(boundary, max_parts=MAX_PARTS)
     current: str | None = None
     fields: dict[str, bytearray] = {}
     filename = None
@@ -86,6 +88,9 @@ def _copy_multipart(stream, boundary: bytes, writer: _CappedWriter) -> tuple[str
                 event = decoder.next_event()
             except ValueError as exc:
                 raise bad_request(f"the multipart body is malformed: {exc}") from exc
+            except RequestEntityTooLarge:  # the decoder's part count, not the body's size
+                raise bad_request(f"the multipart body has more than {MAX_PARTS} parts; send the zip in "
+                                  "field 'file' and optionally a 'name' field") from None
             if isinstance(event, NeedData):
                 break
             if isinstance(event, (File, Field)):
@@ -133,6 +138,7 @@ def receive_dataset_upload(state: ServerState) -> dict:
     config = state.config
     limit = config.max_upload_bytes
     mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
+    mimetype = mimetype.lower()  # media types are case-insensitive (RFC 9110 8.3.1)
     multipart = mimetype == "multipart/form-data"
     if not multipart and mimetype not in RAW_ZIP_TYPES:
         raise ApiError(

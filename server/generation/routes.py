@@ -8,7 +8,9 @@ import zipfile
 from flask import Blueprint, Flask, Response
 
 from server.config import API_PREFIX
+from server.errors import server_busy
 from server.generation.gpu import BATCH, device_lock
+from server.generation.render_queue import QueueFull, RenderQueue
 from server.generation.schemas import GenerateRequest
 from server.models.resolve import resolve_model
 from server.openapi import doc
@@ -20,13 +22,22 @@ bp = Blueprint("generation", __name__, url_prefix=API_PREFIX)
 
 @bp.post("/generate")
 @doc("Generate images: one seed -> image/png, several -> application/zip", body=GenerateRequest,
-     ok={200: ("PNG or zip of PNGs", ("image/png", "application/zip"))}, errors=(400, 401, 404, 422))
+     ok={200: ("PNG or zip of PNGs", ("image/png", "application/zip"))}, errors=(400, 401, 404, 422, 503))
 def generate():
-    from gan_core.generate import encode_png  # torch: loaded with the first model anyway
-
     state = current_state()
     body = parse(GenerateRequest, json_body())
     path, _ = resolve_model(state, body.model)
+    try:
+        data, mimetype, headers = state.renders.run(lambda: _render(state, path, body))
+    except QueueFull:
+        raise server_busy("generate requests") from None
+    return Response(data, mimetype=mimetype, headers=headers)
+
+
+def _render(state: ServerState, path, body: GenerateRequest) -> tuple[bytes, str, dict]:
+    """On the render thread (no request context): load (cached), generate, encode."""
+    from gan_core.generate import encode_png  # torch: loaded with the first model anyway
+
     runner = state.model_cache.get(path)
     seeds, images = body.seeds, []
     lock = device_lock(state.device)
@@ -36,14 +47,15 @@ def generate():
             images.extend(runner.generate(seeds=seeds[i:i + BATCH], psi=body.psi, noise_mode=body.noise_mode,
                                           batch_size=BATCH))
     if len(seeds) == 1:
-        return Response(encode_png(images[0]), mimetype="image/png")
+        return encode_png(images[0]), "image/png", {}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for seed, img in zip(seeds, images):
             zf.writestr(f"seed{seed:04d}.png", encode_png(img))
-    return Response(buf.getvalue(), mimetype="application/zip",
-                    headers={"Content-Disposition": 'attachment; filename="images.zip"'})
+    return buf.getvalue(), "application/zip", {"Content-Disposition": 'attachment; filename="images.zip"'}
 
 
 def init_app(app: Flask, state: ServerState) -> None:
+    state.renders = RenderQueue(state.config.generate_queue)
+    state.add_shutdown_hook(state.renders.close)
     app.register_blueprint(bp)

@@ -4,6 +4,7 @@ wiring of the job queue into the app."""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from flask import Blueprint, Flask, jsonify, send_file
@@ -11,32 +12,47 @@ from flask import Blueprint, Flask, jsonify, send_file
 from gan_core import rules
 from server.config import API_PREFIX
 from server.datasets.store import dataset_zip_path, get_dataset
-from server.errors import ApiError, error_response, invalid_input
+from server.errors import ApiError, error_response, invalid_input, public_text
 from server.jobs import scheduler, states, store
 from server.jobs.schemas import TRAINING_DEFAULTS, JobCreate, JobList, JobOut, JobResume, SnapshotList
+from server.jobs.status import JobStatusCache
 from server.models.library import SCRATCH_ID
 from server.models.resolve import resolve_model
 from server.models.schemas import ModelRef
 from server.openapi import doc
+from server.responses import no_content
 from server.state import ServerState, current_state
 from server.timestamps import iso_utc
 from server.validation import json_body, parse, rule_check
+from server.walks.store import active_walks_using
 
 bp = Blueprint("jobs", __name__, url_prefix=API_PREFIX)
 log = logging.getLogger(__name__)
 PNG = "image/png"
 
 
+def _unavailable(dataset_id: str, dataset_state: str | None, resuming: bool) -> ApiError:
+    if dataset_state is None and resuming:  # the job is fine; its data is gone
+        return ApiError(409, "dataset_gone", f"this job's dataset {dataset_id} was deleted; it cannot train further")
+    if dataset_state is None:
+        return ApiError(422, "unknown_dataset", f"no dataset with id {dataset_id!r}")
+    return ApiError(409, "dataset_not_ready", f"dataset {dataset_id} is '{dataset_state}': prepare it before training on it")
+
+
 def _ready_dataset(state: ServerState, dataset_id: str, resuming: bool = False) -> dict:
     dataset = get_dataset(state.db, dataset_id)
-    if dataset is None and resuming:  # the job is fine; its data is gone
-        raise ApiError(409, "dataset_gone", f"this job's dataset {dataset_id} was deleted; it cannot train further")
-    if dataset is None:
-        raise ApiError(422, "unknown_dataset", f"no dataset with id {dataset_id!r}")
-    if dataset["state"] != "ready":
-        raise ApiError(409, "dataset_not_ready",
-                       f"dataset {dataset_id} is '{dataset['state']}': prepare it before training on it")
+    if dataset is None or dataset["state"] != "ready":
+        raise _unavailable(dataset_id, dataset["state"] if dataset else None, resuming)
     return dataset
+
+
+def _trained_resolution(job: dict) -> int | None:
+    """The resolution the job's networks have: asked for at creation, else its newest snapshot's."""
+    asked = job["params"].get("resolution")
+    if asked:
+        return int(asked)
+    snap = store.snapshot_for(job, None)
+    return store.snapshot_resolution(snap["network"], job) if snap else None
 
 
 def _dataset_zip(state: ServerState, dataset_id: str) -> Path:
@@ -72,11 +88,13 @@ def job_json(job: dict) -> dict:
         "resolution": p.get("resolution"), "steps": job["steps"], "step": job["step"],
         "batch": p.get("batch"), "mirror": p.get("mirror"), "augmentation": p.get("augmentation"),
         "snapshot_every": p.get("snapshot_every"), "preset": p.get("preset"),
+        "precision": p.get("precision"), "keep_snapshots": p.get("keep_snapshots"),
+        "estimate": job.get("estimate"),
         "kimg": job["kimg"], "losses": job["losses"] or {}, "ada_p": job["ada_p"],
         "sec_per_kimg": job["sec_per_kimg"], "eta_s": job["eta_s"],
         "latest_grid_url": f"{base}/grid.png" if job["latest_grid"] else None,
         "snapshots_url": f"{base}/snapshots",
-        "error": job["error"], "attempt": job["attempt"], "pid": job["pid"],
+        "error": public_text(job["error"]), "attempt": job["attempt"], "pid": job["pid"],
         "heartbeat": iso_utc(job["heartbeat"]),
         "created_at": iso_utc(job["created_at"]), "updated_at": iso_utc(job["updated_at"]),
         "started_at": iso_utc(job["started_at"]), "finished_at": iso_utc(job["finished_at"]),
@@ -109,17 +127,24 @@ def create_job():
         "resolution": body.resolution, "batch": body.batch, "mirror": body.mirror, "augmentation": body.augmentation,
         "snapshot_every": rule_check(rules.check_int, snapshot_every, "snapshot_every", 1, steps),
         "preset": body.preset, "seed": body.seed,
+        "precision": body.precision, "keep_snapshots": body.keep_snapshots,
     }
+    # A precision this server's device cannot run is refused now, not later in the worker.
+    rule_check(rules.check_precision, body.precision, state.device.split(":")[0])
     dataset = _ready_dataset(state, body.dataset_id)
     data_res = (dataset.get("info") or {}).get("resolution")
     if body.resolution is not None and data_res and int(data_res) != body.resolution:
         raise invalid_input(f"resolution {body.resolution} does not match the dataset's {data_res}; prepare it at {body.resolution}")
     params["data"] = str(_dataset_zip(state, dataset["id"]))
     params["base"] = _base_model_path(state, body.base_model)
-    job = store.insert_job(
-        state.db, title=body.title.strip(), dataset_id=dataset["id"], base_model=body.base_model, params=params,
-        steps=steps, run_dir_for=lambda job_id: store.run_dir_for(state.config.data_dir, job_id),
-    )
+    try:  # the dataset's state is checked again in the inserting transaction: a delete may have won
+        job = store.insert_job(
+            state.db, title=body.title.strip(), dataset_id=dataset["id"], base_model=body.base_model, params=params,
+            steps=steps, run_dir_for=lambda job_id: store.run_dir_for(state.config.data_dir, job_id),
+            require_ready_dataset=True,
+        )
+    except store.DatasetUnavailable as exc:
+        raise _unavailable(exc.dataset_id, exc.state, resuming=False) from None
     _wake_scheduler(state)
     return jsonify(job_json(job)), 201
 
@@ -133,9 +158,13 @@ def list_jobs():
 @bp.get("/jobs/<int:job_id>")
 @doc("Job status, with its history of state changes", ok={200: ("The job", JobOut)}, errors=(401, 404))
 def get_job(job_id: int):
-    body = job_json(_get_job_or_404(job_id))
+    # The route clients poll: served from memory until the database changes (server.jobs.status).
+    job, history = current_state().job_status.job_with_history(job_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", f"no job with id {job_id}")
+    body = job_json(job)
     # The audit trail shows what happened across restarts (e.g. interrupted -> queued).
-    body["history"] = [{**t, "at": iso_utc(t["at"])} for t in store.transitions(current_state().db, job_id)]
+    body["history"] = [{**t, "at": iso_utc(t["at"])} for t in history]
     return jsonify(body)
 
 
@@ -170,15 +199,43 @@ def resume_job(job_id: int):
                        "steps", 1, int(state.config.max_steps))
     if steps <= job["step"]:
         raise invalid_input(f"steps is the new total and must exceed the {job['step']} steps already trained")
-    _ready_dataset(state, job["dataset_id"], resuming=True)  # it may have been deleted meanwhile
+    dataset = _ready_dataset(state, job["dataset_id"], resuming=True)  # it may have been deleted meanwhile
     _dataset_zip(state, job["dataset_id"])
+    data_res = (dataset.get("info") or {}).get("resolution")
+    trained = _trained_resolution(job)
+    if data_res and trained and int(data_res) != trained:  # re-prepared at another size since
+        raise ApiError(409, "dataset_not_ready", f"dataset {job['dataset_id']} is now prepared at {data_res} px but this "
+                                                 f"job trains at {trained} px: prepare it at {trained} again to resume")
     try:
         job = store.transition(state.db, job_id, states.QUEUED, f"resume requested to {steps} steps",
-                               expect=states.RESUMABLE_STATES, steps=steps, error=None)
+                               expect=states.RESUMABLE_STATES, steps=steps, error=None, require_ready_dataset=True)
     except states.IllegalTransition as exc:
         raise states.to_api_error(exc) from None
+    except store.DatasetUnavailable as exc:
+        raise _unavailable(exc.dataset_id, exc.state, resuming=True) from None
     _wake_scheduler(state)
     return jsonify(job_json(job)), 202
+
+
+@bp.delete("/jobs/<int:job_id>")
+@doc("Delete a finished job and its run folder (snapshots, grids, progress): frees their disk",
+     ok={204: ("Deleted", None)}, errors=(401, 404, 409))
+def delete_job(job_id: int):
+    state = current_state()
+    job = _get_job_or_404(job_id)
+    if job["state"] in states.ACTIVE_STATES:
+        raise ApiError(409, "job_active", f"job {job_id} is {job['state']}: cancel it and wait until it has "
+                                          "stopped, then delete it")
+    folder = Path(job["run_dir"]).parent  # jobs/<id>: the run and the worker's lock and flags
+    users = store.active_jobs_starting_from(state.db, folder) + active_walks_using(state.db, folder)
+    if users:
+        raise ApiError(409, "model_in_use", f"an unfinished job or walk uses a snapshot of job {job_id}; "
+                                            "wait for it or cancel it first")
+    if not store.delete_job(state.db, job_id):  # resumed (or deleted) since the check above
+        raise ApiError(409, "job_active", f"job {job_id} was queued again meanwhile; cancel it first")
+    if folder.parent == state.config.jobs_dir:  # never remove anything outside the jobs folder
+        shutil.rmtree(folder, ignore_errors=True)
+    return no_content()
 
 
 def _snapshot_or_404(job: dict, step: int | None) -> dict:
@@ -247,6 +304,8 @@ def init_app(app: Flask, state: ServerState) -> None:
     """The jobs table, and the queue: started (after restart recovery) only by the server
     that owns the data directory."""
     store.create_tables(state.db)
+    state.job_status = JobStatusCache(state.db)
+    state.add_shutdown_hook(state.job_status.close)
     devices = scheduler.slot_devices(str(state.device), state.config.device, state.config.workers, _cuda_count(str(state.device)))
     state.scheduler = scheduler.Scheduler(state.db, state.config.jobs_dir, devices=devices)
     if state.owns_data_dir:

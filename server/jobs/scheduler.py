@@ -24,7 +24,7 @@ TICK_S = 0.5
 _PARAM_TO_CONFIG = {
     "data": "data", "base": "base", "snapshot_every": "snapshot_every", "batch": "batch",
     "resolution": "resolution", "preset": "preset", "augmentation": "aug", "mirror": "mirror",
-    "seed": "seed",
+    "seed": "seed", "precision": "precision", "keep_snapshots": "keep_snapshots",
 }
 
 

@@ -37,6 +37,11 @@ class JobCreate(Schema):
                                                     "or steps if lower")
     preset: choice(rules.PRESET_CHOICES) = TRAINING_DEFAULTS["preset"]
     seed: whole(0, rules.MAX_SEED) = TRAINING_DEFAULTS["seed"]
+    precision: choice(rules.PRECISION_CHOICES) = Field(
+        TRAINING_DEFAULTS["precision"], description="dtype of the networks' reduced-precision blocks; auto: fp16 on "
+        "a GPU, fp32 on the CPU (which refuses fp16)")
+    keep_snapshots: whole(1, nullable=True) = Field(None, description="keep only the newest N snapshots (and the "
+                                                    "best by metric); null: keep all")
 
 
 class JobResume(Schema):
@@ -50,6 +55,17 @@ class Transition(Document):
     to_state: str
     reason: str | None
     at: Timestamp
+
+
+class Estimate(Document):
+    """Measured on the job's first steps (gan_core.train.estimate): shown before a long wait."""
+    step: int
+    sec_per_step: float
+    eta_s: float
+    snapshot_bytes: int = Field(description="disk per snapshot")
+    snapshots_kept: int = Field(description="snapshots on disk when the job ends")
+    disk_bytes: int = Field(description="disk the kept snapshots take when the job ends")
+    warning: str | None = Field(description="set when a CPU run would take more than a few hours")
 
 
 class JobOut(Document):
@@ -66,6 +82,9 @@ class JobOut(Document):
     augmentation: str | None
     snapshot_every: int | None
     preset: str | None
+    precision: str | None = Field(None, description="as asked (auto: the device's default)")
+    keep_snapshots: int | None = Field(None, description="retention: the newest N snapshots are kept; null: all")
+    estimate: Estimate | None = Field(None, description="null until the first steps have been measured")
     kimg: float
     losses: dict[str, float]
     ada_p: float | None

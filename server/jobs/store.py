@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from server.config import API_PREFIX
-from server.db import Database
+from server.datasets import store as dataset_store
+from server.db import SQLITE_MAX_INTEGER, Database, add_missing_columns
 from server.jobs import states
 
 SCHEMA = """
@@ -37,6 +38,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     sec_per_kimg REAL,
     eta_s REAL,
     latest_grid TEXT,
+    estimate TEXT,
     error TEXT,
     run_dir TEXT NOT NULL,
     attempt INTEGER NOT NULL DEFAULT 0,
@@ -59,9 +61,45 @@ CREATE TABLE IF NOT EXISTS job_transitions (
 );
 """
 
-_JSON_COLUMNS = ("params", "losses")
+# A dataset that an unfinished job trains on can be neither deleted nor re-prepared. The
+# routes check this first for a friendly answer, but a check and the write after it can
+# interleave with a concurrent request; these triggers make the database itself refuse
+# (sqlite3.IntegrityError 'dataset_in_use'), like a foreign key would. The other direction,
+# a job for a dataset being deleted, is closed by `insert_job(require_ready_dataset=True)`.
+_ACTIVE = ", ".join(f"'{s}'" for s in sorted(states.ACTIVE_STATES))
+DATASET_GUARDS = f"""
+CREATE TRIGGER IF NOT EXISTS datasets_in_use_are_not_deleted BEFORE DELETE ON datasets
+WHEN EXISTS (SELECT 1 FROM jobs WHERE dataset_id = OLD.id AND state IN ({_ACTIVE}))
+BEGIN SELECT RAISE(ABORT, 'dataset_in_use'); END;
+CREATE TRIGGER IF NOT EXISTS datasets_in_use_are_not_reprepared BEFORE UPDATE OF state ON datasets
+WHEN NEW.state = 'preparing' AND EXISTS (SELECT 1 FROM jobs WHERE dataset_id = OLD.id AND state IN ({_ACTIVE}))
+BEGIN SELECT RAISE(ABORT, 'dataset_in_use'); END;
+"""
+
+
+class DatasetUnavailable(Exception):
+    """A job cannot be queued on its dataset: `state` is the dataset's (None: deleted)."""
+
+    def __init__(self, dataset_id: str, state: str | None):
+        super().__init__(f"dataset {dataset_id} is {state or 'gone'}")
+        self.dataset_id, self.state = dataset_id, state
+
+
+def _require_ready_dataset(conn: sqlite3.Connection, dataset_id) -> None:
+    """Inside the writing transaction, so no delete or re-prepare can slip in before the write."""
+    row = conn.execute("SELECT state FROM datasets WHERE id=?", (str(dataset_id),)).fetchone()
+    if row is None or row["state"] != "ready":
+        raise DatasetUnavailable(str(dataset_id), row["state"] if row else None)
+
+
+def _valid_id(row_id) -> bool:
+    """Ids from URLs and bodies may be any size; SQLite's are 64-bit (a larger one names nothing)."""
+    return isinstance(row_id, int) and 0 <= row_id <= SQLITE_MAX_INTEGER
+
+_JSON_COLUMNS = ("params", "losses", "estimate")
 # Columns a worker may write while it runs; anything else is the scheduler's business.
-PROGRESS_COLUMNS = frozenset({"step", "kimg", "losses", "ada_p", "sec_per_kimg", "eta_s", "latest_grid", "error"})
+PROGRESS_COLUMNS = frozenset({"step", "kimg", "losses", "ada_p", "sec_per_kimg", "eta_s", "latest_grid", "estimate",
+                              "error"})
 
 
 _DB_CACHE: dict[str, Database] = {}
@@ -90,7 +128,10 @@ def db_path(db) -> str:
 
 
 def create_tables(db) -> None:
-    as_database(db).executescript(SCHEMA)
+    database = as_database(db)
+    dataset_store.init_schema(database)  # the guards below watch the datasets table
+    database.executescript(SCHEMA + DATASET_GUARDS)
+    add_missing_columns(database, "jobs", {"estimate": "TEXT"})  # databases made before estimates
 
 
 def _row(row: sqlite3.Row | None) -> dict | None:
@@ -104,10 +145,14 @@ def _row(row: sqlite3.Row | None) -> dict | None:
 
 
 def insert_job(db, *, title: str, dataset_id: Any, base_model: str, params: dict,
-               steps: int, run_dir_for) -> dict:
-    """Insert a queued job; `run_dir_for(id)` names its run directory (needs the id)."""
+               steps: int, run_dir_for, require_ready_dataset: bool = False) -> dict:
+    """Insert a queued job; `run_dir_for(id)` names its run directory (needs the id).
+    `require_ready_dataset`: DatasetUnavailable unless the dataset is ready, checked in the
+    same transaction as the insert."""
     now = time.time()
-    with connect(db) as conn:
+    with connect(db, immediate=True) as conn:
+        if require_ready_dataset:
+            _require_ready_dataset(conn, dataset_id)
         cur = conn.execute(
             "INSERT INTO jobs (title, dataset_id, base_model, params, state, steps, run_dir,"
             " created_at, updated_at, queued_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -122,9 +167,27 @@ def insert_job(db, *, title: str, dataset_id: Any, base_model: str, params: dict
     return get_job(db, job_id)
 
 
+def read_job(conn: sqlite3.Connection, job_id: int) -> dict | None:
+    """One job row on an open connection (None for a missing or impossible id)."""
+    if not _valid_id(job_id):
+        return None
+    return _row(conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
+
+
+def read_transitions(conn: sqlite3.Connection, job_id: int) -> list[dict]:
+    if not _valid_id(job_id):
+        return []
+    rows = conn.execute(
+        "SELECT from_state, to_state, reason, at FROM job_transitions WHERE job_id=? ORDER BY id", (job_id,)
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
 def get_job(db, job_id: int) -> dict | None:
+    if not _valid_id(job_id):
+        return None
     with connect(db) as conn:
-        return _row(conn.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone())
+        return read_job(conn, job_id)
 
 
 def list_jobs(db, state_in: frozenset[str] | None = None) -> list[dict]:
@@ -136,26 +199,52 @@ def list_jobs(db, state_in: frozenset[str] | None = None) -> list[dict]:
     return jobs
 
 
+def delete_job(db, job_id: int) -> bool:
+    """Remove a finished job's rows; False when it does not exist or is active (queued, running,
+    stopping, interrupted). State check and delete share one write transaction, so a resume
+    or the scheduler cannot slip in between them."""
+    if not _valid_id(job_id):
+        return False
+    with connect(db, immediate=True) as conn:  # the write lock first: nobody changes the state meanwhile
+        row = conn.execute("SELECT state FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None or row["state"] in states.ACTIVE_STATES:
+            return False
+        conn.execute("DELETE FROM job_transitions WHERE job_id=?", (job_id,))  # they refer to the job
+        conn.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+    return True
+
+
+def active_jobs_starting_from(db, path: Path) -> list[int]:
+    """Ids of unfinished jobs whose base model is `path` or lies under it (a run folder)."""
+    path = Path(path).resolve()
+    out = []
+    for job in list_jobs(db, state_in=states.ACTIVE_STATES):
+        base = job["params"].get("base")
+        if base and (Path(base).resolve() == path or path in Path(base).resolve().parents):
+            out.append(job["id"])
+    return out
+
+
 def transitions(db, job_id: int) -> list[dict]:
+    if not _valid_id(job_id):
+        return []
     with connect(db) as conn:
-        rows = conn.execute(
-            "SELECT from_state, to_state, reason, at FROM job_transitions WHERE job_id=? ORDER BY id", (job_id,)
-        ).fetchall()
-    return [dict(r) for r in rows]
+        return read_transitions(conn, job_id)
 
 
 def transition(db, job_id: int, target: str, reason: str, *, expect: frozenset[str] | None = None,
-               for_attempt: int | None = None, **fields: Any) -> dict:
+               for_attempt: int | None = None, require_ready_dataset: bool = False, **fields: Any) -> dict:
     """Move a job to `target` atomically; raise IllegalTransition (or KeyError) otherwise.
 
     `expect` narrows the legal sources further (e.g. cancel only from running);
-    `for_attempt` makes the change conditional on the row still belonging to that attempt.
+    `for_attempt` makes the change conditional on the row still belonging to that attempt;
+    `require_ready_dataset` raises DatasetUnavailable unless the job's dataset is ready.
     """
     now = time.time()
     # IMMEDIATE takes the write lock before the read, so the check and the write
     # cannot interleave with another process doing the same.
     with connect(db, immediate=True) as conn:
-        row = conn.execute("SELECT state, attempt FROM jobs WHERE id=?", (job_id,)).fetchone()
+        row = conn.execute("SELECT state, attempt, dataset_id FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise KeyError(job_id)
         current = row["state"]
@@ -164,6 +253,8 @@ def transition(db, job_id: int, target: str, reason: str, *, expect: frozenset[s
         if expect is not None and current not in expect:
             raise states.IllegalTransition(current, target)
         states.check_transition(current, target)
+        if require_ready_dataset and row["dataset_id"] is not None:
+            _require_ready_dataset(conn, row["dataset_id"])
         values = dict(fields)
         for key in _JSON_COLUMNS:
             if key in values and values[key] is not None:
@@ -262,7 +353,7 @@ def list_job_models(state) -> list[dict]:
             "id": f"job:{job['id']}:{step}",
             "name": f"{job['title']} (step {step})",
             "kind": "job",
-            "resolution": _snapshot_resolution(snap["network"], job),
+            "resolution": snapshot_resolution(snap["network"], job),
             "thumbnail_url": f"{API_PREFIX}/jobs/{job['id']}/snapshots/{step}/grid.png",
             "thumbnail_path": str(snap["grid"]) if snap["grid"] else None,
             "path": str(snap["network"]),
@@ -270,7 +361,7 @@ def list_job_models(state) -> list[dict]:
     return out
 
 
-def _snapshot_resolution(network: Path, job: dict):
+def snapshot_resolution(network: Path, job: dict):
     try:
         from gan_core.models.checkpoint import read_network_config
 
@@ -297,7 +388,8 @@ def run_dir_for(data_dir: str | os.PathLike, job_id: int) -> Path:
 
 
 def job_snapshots(run_dir: str | os.PathLike) -> list[dict]:
-    """The run's completed snapshots as [{step, kimg, network, grid}] with absolute paths."""
+    """The run's completed snapshots whose network file is there, as [{step, kimg, network,
+    grid}] with absolute paths (the server's own use; answers show URLs)."""
     from gan_core.train.loop import list_snapshots  # lazy: torch is heavy to import
 
     base = Path(run_dir)
@@ -313,10 +405,13 @@ def job_snapshots(run_dir: str | os.PathLike) -> list[dict]:
                 return p
             # Index entries may be relative to the run dir or to snapshots/.
             return base / p if (base / p).exists() else base / "snapshots" / p
+        network = _abs(snap.get("network"))
+        if network is None or not network.is_file():  # deleted or lost: not a snapshot anyone can use
+            continue
         out.append({
             "step": int(snap["step"]),
             "kimg": float(snap.get("kimg") or 0.0),
-            "network": _abs(snap.get("network")),
+            "network": network,
             "grid": _abs(snap.get("grid")),
         })
     out.sort(key=lambda s: s["step"])

@@ -10,12 +10,14 @@ The exit code tells the scheduler how it ended; a message for the user goes to t
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
 import traceback
 from pathlib import Path
 
+from gan_core.fileio import is_disk_full
 from server.filelock import FileLock
 from server.jobs import states, store
 
@@ -24,9 +26,58 @@ EXIT_FAILED = 1
 EXIT_CANCELLED = 3
 EXIT_ORPHANED = 4  # the server died; a restarted server resumes the job
 
+# What the job's JSON shows of gan_core.train.estimate's event.
+ESTIMATE_FIELDS = ("step", "sec_per_step", "eta_s", "snapshot_bytes", "snapshots_kept", "disk_bytes", "warning")
 WATCH_INTERVAL_S = 0.5
 PROGRESS_MIN_INTERVAL_S = 1.0
 LOCK_WAIT_S = 300.0
+# When the CPU is contended the server's HTTP threads come first: status polls stay quick and
+# cost training little. On a CPU device training also leaves one core to the server.
+WORKER_NICENESS = 10
+_SNAPSHOT_FILE = re.compile(r"^(?:network|state|grid)-(\d{6,})\.")
+
+
+def _leave_room_for_the_server(device: str) -> None:
+    if hasattr(os, "nice"):
+        try:
+            os.nice(WORKER_NICENESS)
+        except OSError:  # not allowed here: run at normal priority
+            pass
+    if str(device).startswith("cpu"):
+        import torch
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - 1)))
+
+
+def _drop_unrecorded_snapshot_files(run_dir: Path) -> None:
+    """After a snapshot failed part-way (a full disk): remove the files of steps newer than
+    the last one index.json records, so the run folder holds exactly the complete snapshots.
+    Without an index nothing is known to be complete, and nothing is removed."""
+    from gan_core.train.snapshots import INDEX_NAME, list_snapshots, snapshot_dir
+
+    folder = snapshot_dir(run_dir)
+    if not (folder / INDEX_NAME).is_file():
+        return
+    recorded = [entry["step"] for entry in list_snapshots(run_dir)]
+    newest = max(recorded, default=-1)
+    for path in folder.iterdir():
+        match = _SNAPSHOT_FILE.match(path.name)
+        if (match and int(match.group(1)) > newest) or (path.name.startswith(".") and path.name.endswith(".tmp")):
+            path.unlink(missing_ok=True)
+
+
+def _stopped_by_full_disk(db_file: str, job_id: int, attempt: int, run_dir: Path, exc: OSError) -> int:
+    """A write found the disk full: keep the last complete snapshot, say how to go on."""
+    _drop_unrecorded_snapshot_files(run_dir)
+    from gan_core.train.snapshots import list_snapshots
+
+    kept = list_snapshots(run_dir)
+    last = f"the last complete snapshot (step {kept[-1]['step']}) is intact" if kept else "no snapshot was complete yet"
+    _record_error(db_file, job_id, attempt,
+                  f"the server's disk is full: training stopped ({exc.strerror or exc}); {last}. "
+                  "Free space on the server's disk, then resume the job.")
+    return EXIT_FAILED
 
 
 class _Watcher(threading.Thread):
@@ -95,6 +146,8 @@ class _Progress:
             fields["losses"] = losses
         if kind == "snapshot" and event.get("grid"):
             fields["latest_grid"] = str(event["grid"])
+        if kind == "estimate":  # the run's projected time and disk, measured on its first steps
+            fields["estimate"] = {k: event[k] for k in ESTIMATE_FIELDS}
         now = time.monotonic()
         # Plain progress is written at most once a second; a throttled report is kept
         # and goes out with the next write, so the last losses/ETA are never dropped.
@@ -139,6 +192,7 @@ def _run(payload: dict) -> int:
     watcher.start()
     progress = _Progress(db_file, job_id, attempt)
     try:
+        _leave_room_for_the_server(payload["config"].get("device", "cpu"))
         from gan_core.train.loop import TrainingConfig, train
 
         config = TrainingConfig(**payload["config"])
@@ -147,6 +201,8 @@ def _run(payload: dict) -> int:
         _record_error(db_file, job_id, attempt, f"{type(exc).__name__}: {exc}")
         return EXIT_FAILED
     except Exception as exc:
+        if is_disk_full(exc):
+            return _stopped_by_full_disk(db_file, job_id, attempt, Path(payload["config"]["run_dir"]), exc)
         traceback.print_exc()
         _record_error(db_file, job_id, attempt, f"training crashed: {type(exc).__name__}: {exc}")
         return EXIT_FAILED

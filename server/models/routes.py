@@ -1,4 +1,4 @@
-"""HTTP routes for base models: GET /models, GET /models/{id}/thumbnail, POST /models/rescan."""
+"""HTTP routes for base models: GET /models, GET /models/{id}/thumbnail, POST /models/rescan, DELETE /models/{id}."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from pathlib import Path
 from flask import Blueprint, Flask, jsonify, send_file
 
 from server.config import API_PREFIX
-from server.errors import ApiError
+from server.errors import ApiError, invalid_input, public_text
 from server.models.library import all_models, import_in_background
 from server.models.schemas import ModelListing
+from server.jobs.store import active_jobs_starting_from
 from server.openapi import doc
+from server.responses import no_content
 from server.state import ServerState, current_state
+from server.walks.store import active_walks_using
 
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX)
 
@@ -31,8 +34,10 @@ def _listing(import_pickles: bool):
     models, scanned = all_models(current_state(), import_pickles)
     return jsonify({
         "models": [model_json(m) for m in models],
-        "refused": [{"file": str(r.get("file")), "reason": str(r.get("reason"))} for r in scanned["refused"]],
-        "pending": [{"file": str(p.get("file"))} for p in scanned["pending"]],
+        # The library's reasons name files by their paths here: shown relative to the data directory.
+        "refused": [{"file": public_text(str(r.get("file"))), "reason": public_text(str(r.get("reason")))}
+                    for r in scanned["refused"]],
+        "pending": [{"file": public_text(str(p.get("file")))} for p in scanned["pending"]],
     })
 
 
@@ -61,6 +66,31 @@ def model_thumbnail(model_id: str):
     if not thumb or not Path(thumb).is_file():
         raise ApiError(404, "thumbnail_not_found", f"model {model_id!r} has no thumbnail")
     return send_file(Path(thumb), mimetype="image/png", max_age=0)
+
+
+@bp.delete("/models/<path:model_id>")
+@doc("Delete a model from the models folder (with its thumbnail and the .pkl it came from); a job's "
+     "snapshot is deleted with its job", ok={204: ("Deleted", None)}, errors=(401, 404, 409, 422))
+def delete_model(model_id: str):
+    from gan_core.models.library import delete_model as delete_from_folder
+
+    state = current_state()
+    models, _ = all_models(state)
+    entry = next((m for m in models if m["id"] == model_id), None)
+    if entry is None:
+        raise ApiError(404, "model_not_found", f"no model with id {model_id!r}")
+    if entry["kind"] not in ("checkpoint", "imported"):
+        what = "a job's snapshot: delete the job" if entry["kind"] == "job" else "not a file"
+        raise invalid_input(f"model {model_id!r} is {what}")
+    path = Path(entry["path"])
+    if active_jobs_starting_from(state.db, path) or active_walks_using(state.db, path):
+        raise ApiError(409, "model_in_use", f"an unfinished job or walk uses model {model_id!r}; "
+                                            "wait for it or cancel it first")
+    try:
+        delete_from_folder(state.config.models_dir, model_id)
+    except FileNotFoundError:
+        raise ApiError(404, "model_not_found", f"no model with id {model_id!r}") from None
+    return no_content()
 
 
 def init_app(app: Flask, state: ServerState) -> None:

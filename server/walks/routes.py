@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 from flask import Blueprint, Flask, jsonify, send_file
 
 from gan_core import rules
 from server.config import API_PREFIX
-from server.errors import ApiError, invalid_input
+from server.errors import ApiError, invalid_input, public_text, server_busy
 from server.generation.gpu import BATCH
 from server.models.resolve import resolve_model
 from server.openapi import doc
+from server.responses import no_content
 from server.state import ServerState, current_state
 from server.timestamps import iso_utc
 from server.validation import field_check, json_body, parse, rule_check
@@ -29,7 +31,7 @@ def walk_json(walk: dict) -> dict:
         "id": walk["id"], "state": walk["state"], "model": walk["model"],
         "frames_done": walk["frames_done"], "frames_total": walk["frames_total"],
         "frame_start": walk["params"]["frame_start"], "frame_end": walk["params"]["frame_end"],
-        "error": walk["error"], "zip_url": f"{base}/{store.ZIP_NAME}",
+        "error": public_text(walk["error"]), "zip_url": f"{base}/{store.ZIP_NAME}",
         "frame_url_template": f"{base}/frames/{{frame}}.png",
         "created_at": iso_utc(walk["created_at"]), "updated_at": iso_utc(walk["updated_at"]),
     }
@@ -56,7 +58,7 @@ def _checked_walk(body: WalkRequest, z_dim: int) -> tuple[list[dict], int, int]:
 
 @bp.post("/walks")
 @doc("Render a latent walk in the background", body=WalkRequest, ok={202: ("The walk, queued", WalkOut)},
-     errors=(400, 401, 404, 422))
+     errors=(400, 401, 404, 422, 503))
 def create_walk():
     from gan_core.models.checkpoint import read_network_config  # torch-heavy module
 
@@ -67,7 +69,13 @@ def create_walk():
     params = {"waypoints": waypoints, "frame_start": start, "frame_end": end,
               "interpolation": body.interpolation, "easing": body.easing, "loop": body.loop,
               "psi": body.psi, "noise_mode": body.noise_mode, "batch_size": BATCH}
-    walk = store.insert_walk(state.db, model_ref, str(path), params, end - start + 1)
+    if not state.walk_runner.reserve():  # bounded: a flood of walks waits outside, not in memory
+        raise server_busy("walks")
+    try:
+        walk = store.insert_walk(state.db, model_ref, str(path), params, end - start + 1)
+    except BaseException:
+        state.walk_runner.release()
+        raise
     state.walk_runner.submit(walk["id"])
     return jsonify(walk_json(walk)), 202
 
@@ -83,6 +91,17 @@ def _walk_or_404(walk_id: int) -> dict:
 @doc("Walk progress", ok={200: ("The walk", WalkOut)}, errors=(401, 404))
 def get_walk(walk_id: int):
     return jsonify(walk_json(_walk_or_404(walk_id)))
+
+
+@bp.delete("/walks/<int:walk_id>")
+@doc("Delete a finished walk and its frames", ok={204: ("Deleted", None)}, errors=(401, 404, 409))
+def delete_walk(walk_id: int):
+    state = current_state()
+    walk = _walk_or_404(walk_id)
+    if walk["state"] in (store.QUEUED, store.RENDERING) or not store.delete_walk(state.db, walk_id):
+        raise ApiError(409, "walk_active", f"walk {walk_id} is {walk['state']}: wait until it has finished")
+    shutil.rmtree(store.walk_dir(state.config.walks_dir, walk_id), ignore_errors=True)
+    return no_content()
 
 
 @bp.get("/walks/<int:walk_id>/frames.zip")
@@ -114,12 +133,13 @@ def walk_frame(walk_id: int, frame: int):
 def init_app(app: Flask, state: ServerState) -> None:
     """The walks table and the runner; the data directory's owner resumes cut-short walks."""
     store.create_tables(state.db)
-    state.walk_runner = WalkRunner(state.db, state.config.walks_dir, state.model_cache, state.device)
+    state.walk_runner = WalkRunner(state.db, state.config.walks_dir, state.model_cache, state.device,
+                                   capacity=state.config.walk_queue)
     state.add_shutdown_hook(state.walk_runner.close)
     if state.owns_data_dir:
         resumable = store.recover(state.db)
         for walk_id in resumable:
-            state.walk_runner.submit(walk_id)
+            state.walk_runner.submit(walk_id, reserved=False)
         if resumable:
             log.info("resuming walks interrupted by the last shutdown: %s", resumable)
     app.register_blueprint(bp)

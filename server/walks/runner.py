@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_core.fileio import atomic_path, atomic_write_bytes
+from gan_core.fileio import atomic_path, atomic_write_bytes, is_disk_full
 from server.db import Database
 from server.generation.gpu import device_lock
 from server.generation.model_cache import ModelCache
@@ -28,12 +28,34 @@ PROGRESS_INTERVAL_S = 0.25
 
 
 class WalkRunner:
-    def __init__(self, db: Database, walks_dir: Path, cache: ModelCache, device: str):
+    """`capacity`: walks queued or rendering at once; `reserve()` refuses one more."""
+
+    def __init__(self, db: Database, walks_dir: Path, cache: ModelCache, device: str, capacity: int = 16):
         self.db, self.walks_dir, self.cache, self.device = db, Path(walks_dir), cache, device
+        self.capacity = capacity
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="walk-render")
         self._closed = threading.Event()
+        self._pending = 0
+        self._count_lock = threading.Lock()
 
-    def submit(self, walk_id: int) -> None:
+    def reserve(self) -> bool:
+        """Take a place in the queue for a walk about to be created (False: the queue is full).
+        The place is given back when that walk ends, or by `release` if it is never submitted."""
+        with self._count_lock:
+            if self._pending >= self.capacity:
+                return False
+            self._pending += 1
+            return True
+
+    def release(self) -> None:
+        with self._count_lock:
+            self._pending = max(0, self._pending - 1)
+
+    def submit(self, walk_id: int, reserved: bool = True) -> None:
+        """Queue a walk; `reserved=False` for walks resumed at start-up (they take a place unasked)."""
+        if not reserved:
+            with self._count_lock:
+                self._pending += 1
         self._pool.submit(self._render_logged, walk_id)
 
     def close(self) -> None:
@@ -44,8 +66,16 @@ class WalkRunner:
         try:
             self.render(walk_id)
         except Exception as exc:  # the row must say what happened; the thread lives on
-            log.exception("walk %s failed", walk_id)
-            store.update_walk(self.db, walk_id, state=store.FAILED, error=f"{type(exc).__name__}: {exc}")
+            if is_disk_full(exc):  # frames written so far stay; nothing half-written is left
+                log.error("walk %s: disk full: %s", walk_id, exc)
+                error = ("the server's disk is full: frames rendered so far are kept; free space, "
+                         "then create the walk again")
+            else:
+                log.exception("walk %s failed", walk_id)
+                error = f"{type(exc).__name__}: {exc}"
+            store.update_walk(self.db, walk_id, state=store.FAILED, error=error)
+        finally:
+            self.release()
 
     def render(self, walk_id: int) -> None:
         from gan_core.generate import encode_png  # torch: loaded with the model anyway

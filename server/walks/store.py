@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from server.db import Database
+from server.db import SQLITE_MAX_INTEGER, Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS walks (
@@ -67,6 +67,8 @@ def insert_walk(db: Database, model: dict, checkpoint: str, params: dict, frames
 
 
 def get_walk(db: Database, walk_id: int) -> dict | None:
+    if not 0 <= walk_id <= SQLITE_MAX_INTEGER:  # ids from URLs may be any size; rows' are 64-bit
+        return None
     with db.connect() as conn:
         return _row(conn.execute("SELECT * FROM walks WHERE id=?", (walk_id,)).fetchone())
 
@@ -76,6 +78,24 @@ def update_walk(db: Database, walk_id: int, **fields) -> None:
     cols = ", ".join(f"{k}=?" for k in fields)
     with db.connect() as conn:
         conn.execute(f"UPDATE walks SET {cols} WHERE id=?", (*fields.values(), walk_id))
+
+
+def delete_walk(db: Database, walk_id: int) -> bool:
+    """Remove a finished (completed or failed) walk's row; False when missing or still active."""
+    if not 0 <= int(walk_id) <= SQLITE_MAX_INTEGER:
+        return False
+    with db.connect(immediate=True) as conn:
+        return bool(conn.execute("DELETE FROM walks WHERE id=? AND state IN (?, ?)",
+                                 (walk_id, COMPLETED, FAILED)).rowcount)
+
+
+def active_walks_using(db: Database, path: Path) -> list[int]:
+    """Ids of queued or rendering walks whose checkpoint is `path` or lies under it."""
+    path = Path(path).resolve()
+    with db.connect() as conn:
+        rows = conn.execute("SELECT id, checkpoint FROM walks WHERE state IN (?, ?)", (QUEUED, RENDERING)).fetchall()
+    return [r["id"] for r in rows
+            if Path(r["checkpoint"]).resolve() == path or path in Path(r["checkpoint"]).resolve().parents]
 
 
 def recover(db: Database) -> list[int]:

@@ -131,8 +131,9 @@ def test_renders_to_dataset_training_generation_and_walk(real_server, tmp_path):
         bpy.ops.latent.bake_walk()
         bridge.pump_until_idle(240)
         walk = bpy.data.images.get(s.walk_image)
+        node = cube.active_material.node_tree.nodes.get("Latent Studio Walk")
         iu = node.image_user
-        folder = os.path.join({str(work)!r}, "latent_studio", "walk_Scene")
+        folder = os.path.join({str(work)!r}, "latent_studio", "scene", "walks", "Scene_001")
         emit({{"walk": {{"image": s.walk_image, "source": walk.source if walk else None,
                         "on_material": node.image.name, "duration": iu.frame_duration, "start": iu.frame_start,
                         "offset": iu.frame_offset,
@@ -159,7 +160,8 @@ def test_renders_to_dataset_training_generation_and_walk(real_server, tmp_path):
         bpy.ops.latent.job_action(action="cancel")
         bridge.pump_until_idle(300)
         job = s.jobs[s.job_index]
-        emit({{"cancelled": {{"state": job.state, "steps": job.steps}}, "errors_cancel": errors()}})
+        emit({{"cancelled": {{"state": job.state, "steps": job.steps}}, "errors_cancel": errors(),
+              "ends_announced": [text for _t, level, text in bridge.log if text.startswith("Training 'addon e2e'")]}})
         """,
         home=tmp_path / "home", timeout=900,
     )
@@ -182,17 +184,23 @@ def test_renders_to_dataset_training_generation_and_walk(real_server, tmp_path):
     assert r["errors_models"] == [], r["errors_models"]
     assert r["models"]["ids"][0] == "scratch" and r["models"]["chosen"].startswith("job:"), r["models"]
     assert r["errors_generate"] == [], r["errors_generate"]
-    assert r["generated"] == {"name": "Latent seed 3", "size": [32, 32], "packed": True,
-                              "on_material": "Latent seed 3"}
+    assert r["generated"] == {"name": "Latent seed 3 (job 1 step 2)", "size": [32, 32], "packed": True,
+                              "on_material": "Latent seed 3 (job 1 step 2)"}
     assert r["errors_walk"] == [], r["errors_walk"]
     walk = r["walk"]
-    assert walk["source"] == "SEQUENCE" and walk["on_material"] == walk["image"] == "Latent Walk"
+    assert walk["source"] == "SEQUENCE" and walk["on_material"] == walk["image"] == "Latent Walk Scene_001"
     assert (walk["duration"], walk["start"], walk["offset"]) == (4, 1, 0)
     assert walk["files"] == ["walk_0001.png", "walk_0002.png", "walk_0003.png", "walk_0004.png"]
     assert walk["frame_sizes"] == [[32, 32]] * 4
-    assert walk["filepath"] == str(work / "latent_studio" / "walk_Scene" / "walk_0001.png")
+    assert walk["filepath"] == str(work / "latent_studio" / "scene" / "walks" / "Scene_001" / "walk_0001.png")
     assert r["errors_resume"] == [], r["errors_resume"]
     assert r["resumed"]["state"] == "completed" and r["resumed"]["step"] == 3 and r["resumed"]["steps"] == 3
     assert r["resumed"]["snapshots"][-1] == 3
     assert r["errors_cancel"] == [], r["errors_cancel"]
     assert r["cancelled"] == {"state": "cancelled", "steps": 5000}
+    # each end of the job is announced once: trained, continued to step 3, cancelled
+    ends = r["ends_announced"]
+    assert [e.split(":")[0] for e in ends] == ["Training 'addon e2e' finished", "Training 'addon e2e' finished",
+                                               ends[2].split(":")[0]], ends
+    assert ends[2].startswith("Training 'addon e2e' was cancelled at step ") and ends[2].endswith(
+        "its snapshots are kept. Its samples are in the Training panel.")

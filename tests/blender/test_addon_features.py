@@ -65,22 +65,25 @@ def test_render_dataset_restores_the_users_scene(addon_zip, tmp_path):
         mapping = wtree.nodes.new("ShaderNodeMapping")
         mapping.inputs["Rotation"].default_value = (0.1, 0.2, 0.3)
         s.random_world_rotation = True
-        moved, world_z, cam_dist = [], [], []
+        moved, world_z, cam_dist, samples, texts = [], [], [], [], []
+        s.render_samples = 3  # few samples for the dataset; the scene's own come back after
         render_mod = importlib.import_module("{MOD}.render_dataset")
         orig_step = render_mod.DatasetRender.step
         def spy(self):
             moved.append(light_state() != light_before)
             world_z.append(round(mapping.inputs["Rotation"].default_value[2], 6))
+            samples.append([scene.cycles.samples, scene.eevee.taa_render_samples])
             done = orig_step(self)
             cam = bpy.data.objects.get(render_mod.CAMERA_NAME)
             cam_dist.append(cam.location.length if cam else None)
+            texts.append(self.progress_text())
             return done
         render_mod.DatasetRender.step = spy
         bpy.ops.latent.render_dataset()
         render_mod.DatasetRender.step = orig_step
         emit({{"light_moved_during_render": any(moved), "world_z_during": world_z[1:],
               "world_after": [round(v, 6) for v in mapping.inputs["Rotation"].default_value],
-              "cam_dist": cam_dist}})
+              "cam_dist": cam_dist, "samples_during": samples, "progress_texts": texts}})
 
         files = sorted(os.listdir({str(ds)!r}))
         sizes = []
@@ -96,6 +99,7 @@ def test_render_dataset_restores_the_users_scene(addon_zip, tmp_path):
                     "filepath": r.filepath, "format": r.image_settings.file_format, "engine": r.engine,
                     "objects": len(bpy.data.objects),
                     "light_restored": light_state() == light_before,
+                    "samples": [scene.cycles.samples, scene.eevee.taa_render_samples],
                     "cameras": sorted(c.name for c in bpy.data.cameras)}}
         emit({{"after_orbit": user_state()}})
 
@@ -133,8 +137,13 @@ def test_render_dataset_restores_the_users_scene(addon_zip, tmp_path):
     # the cube's bounding sphere (radius sqrt(3)) fits the view; jitter stays within +-10 %
     fit = 3 ** 0.5 / __import__("math").sin(0.5 * 0.6911112070083618) * 1.05
     assert all(0.9 * fit - 1e-3 <= d <= 1.1 * fit + 1e-3 for d in r["cam_dist"]), (r["cam_dist"], fit)
+    assert r["samples_during"] == [[3, 3]] * 3
+    # time per view and time left, from the second view on
+    assert r["progress_texts"][0].startswith("1/3 views, ") and r["progress_texts"][0].endswith(" left")
+    assert " s per view, about " in r["progress_texts"][1] and r["progress_texts"][2].startswith("3/3 views")
     expected = {"camera": "Camera", "frame": 7, "res": [640, 480, 50], "filepath": "/tmp/user_output_",
-                "format": "JPEG", "engine": "CYCLES", "objects": 3, "light_restored": True, "cameras": ["Camera"]}
+                "format": "JPEG", "engine": "CYCLES", "objects": 3, "light_restored": True, "samples": [2, 64],
+                "cameras": ["Camera"]}
     assert r["after_orbit"] == expected
     assert r["timeline_files"] == ["frame_00003.png", "frame_00004.png"]
     assert r["after_timeline"] == expected
@@ -168,7 +177,8 @@ def test_materials_sequences_and_waypoints(addon_zip, tmp_path):
         bpy.data.images.new("tex2", 8, 8)
         bpy.ops.latent.apply_image(image="tex2")
         emit({{"tex_nodes_again": len([n for n in tree.nodes if n.type == "TEX_IMAGE"]),
-              "tex_image_again": tree.nodes["Latent Studio Texture"].image.name}})
+              "tex_image_again": tree.nodes["Latent Studio Texture"].image.name,
+              "replaced_kept": bpy.data.images["tex"].use_fake_user}})
 
         # -- an object without material gets one
         bpy.ops.mesh.primitive_plane_add()
@@ -213,12 +223,13 @@ def test_materials_sequences_and_waypoints(addon_zip, tmp_path):
                           "node_image": gnode.image.name, "packed": gnode.image.packed_file is not None,
                           "file": os.path.basename(gnode.image.filepath)}}}})
         scene.frame_start, scene.frame_end = 5, 7
-        mat_name, node_name = mats.setup_sequence("Cube", "Latent Walk", 5, 3, 5)
+        mat_name, node_name, seq_note = mats.setup_sequence("Cube", "Latent Walk", 5, 3, 5)
         node = bpy.data.materials[mat_name].node_tree.nodes[node_name]
         iu = node.image_user
         emit({{"seq": {{"source": walk_img.source, "duration": iu.frame_duration, "start": iu.frame_start,
                        "offset": iu.frame_offset, "auto": iu.use_auto_refresh, "image": node.image.name,
-                       "path": bpy.path.abspath(walk_img.filepath)}}}})
+                       "node": node_name, "path": bpy.path.abspath(walk_img.filepath), "note": seq_note,
+                       "still_node_keeps": gnode.image.name}}}})
         # Blender's own frame mapping (evaluated material): scene frame N shows file N
         shown = []
         for f in (5, 6, 7):
@@ -276,12 +287,15 @@ def test_materials_sequences_and_waypoints(addon_zip, tmp_path):
     assert r["material"] == "Material" and r["tex_nodes"] == 1 and r["tex_image"] == "tex"
     assert r["link_from"] == ["Latent Studio Texture", "Color"]
     assert r["tex_nodes_again"] == 1 and r["tex_image_again"] == "tex2"
+    assert r["replaced_kept"] is True  # the image the node showed before keeps a (fake) user
     assert r["plane_mat"] == "Plane Latent" and r["plane_linked"] == "Base Color"
     assert "no image named 'missing'" in r["errors"]["missing"]
-    assert "cannot carry a material" in r["errors"]["camera"]
+    assert "Select the object whose material should show the image" in r["errors"]["camera"]
     assert r["camera_mats"] == 0
     assert r["seq"] == {"source": "SEQUENCE", "duration": 3, "start": 5, "offset": 4, "auto": True,
-                        "image": "Latent Walk", "path": str(seq / "walk_0005.png")}
+                        "image": "Latent Walk", "node": "Latent Studio Walk", "path": str(seq / "walk_0005.png"),
+                        "note": "'Latent Studio' was unlinked from Base Color and kept in the material",
+                        "still_node_keeps": "Gen"}
     assert r["seq_frames_shown"] == [5, 6, 7]
     assert r["reload"] == {"names": ["Gen"], "node_image": "Gen", "packed": False, "file": "walk_0006.png"}
     assert r["keys"] == [[1, 1], [10, 2], [20, 3]]
@@ -352,16 +366,6 @@ def test_network_errors_are_reports_and_unregister_is_clean(addon_zip, tmp_path)
         bridge.pump_until_idle(20)
         emit({{"right_token": {{"connection": status.connection, "log": last_log()}}}})
 
-        # -- a non-local server while online access is off
-        prefs.server_url = "http://example.com:7860"
-        try:
-            bpy.ops.latent.check_connection()
-            online = None
-        except RuntimeError as exc:
-            online = str(exc)
-        emit({{"online_access": bpy.app.online_access, "online_error": online,
-              "tasks_started": len(bridge.runner.active())}})
-
         # -- operators refuse bad state with a report, nothing sent
         try:
             bpy.ops.latent.start_training()
@@ -376,6 +380,17 @@ def test_network_errors_are_reports_and_unregister_is_clean(addon_zip, tmp_path)
             no_dir = str(exc)
         emit({{"no_dataset": no_ds, "no_dir": no_dir}})
 
+        # -- a non-local server while online access is off
+        prefs.server_url = "http://example.com:7860"
+        try:
+            bpy.ops.latent.check_connection()
+            online = None
+        except RuntimeError as exc:
+            online = str(exc)
+        emit({{"online_access": bpy.app.online_access, "online_error": online,
+              "tasks_started": len(bridge.runner.active())}})
+
+        prefs.server_url = f"http://localhost:{{httpd.server_address[1]}}"  # nothing leaves this machine below
         # -- opening another file cancels running tasks (their results belong to the old file)
         def wait_forever(task):
             while True:

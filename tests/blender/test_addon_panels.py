@@ -30,6 +30,7 @@ DRAW_SCRIPT = textwrap.dedent(
     panels = importlib.import_module(MOD + ".panels")
     preferences = importlib.import_module(MOD + ".preferences")
     render_dataset = importlib.import_module(MOD + ".render_dataset")
+    watch = importlib.import_module(MOD + ".watch")
     UI_FUNCS = bpy.types.UILayout.bl_rna.functions
     UI_PROPS = bpy.types.UILayout.bl_rna.properties
     ICONS = set(UI_FUNCS["label"].parameters["icon"].enum_items.keys())
@@ -163,7 +164,7 @@ DRAW_SCRIPT = textwrap.dedent(
         finally:
             sys.settrace(None)
 
-    # 1. a fresh file: not connected, nothing uploaded, no jobs, orbit renders
+    # 1. a fresh, unsaved file: not connected, nothing uploaded, no jobs, orbit renders
     draw_everything()
 
     # 2. busy: a message, a running task, a dataset render, a prepared dataset, jobs, snapshots,
@@ -176,16 +177,23 @@ DRAW_SCRIPT = textwrap.dedent(
     bridge.runner.submit("wait", waiting, label="Wait")
     bridge.pump()
     s.source = "TIMELINE"
-    render_dataset.current = types.SimpleNamespace(index=1, total=4)
+    s.temp_dir = "/tmp/latent-studio-x"  # the unsaved file chose a temporary folder
+    render_dataset.current = types.SimpleNamespace(index=1, total=4, progress_text=lambda: "1/4 views")
     s.dataset_id, s.dataset_state = "abc", "ready"
     s.dataset_summary, s.dataset_rejected = "3 accepted, 1 rejected", "a.png: too small"
     s.preview_image = bpy.data.images.new("preview", 4, 4).name
-    for i, state in enumerate(("running", "completed")):
+    for i, state in enumerate(("running", "failed")):
         job = s.jobs.add()
         job.job_id, job.title, job.state, job.step, job.steps, job.eta_s = str(i + 1), f"job {i}", state, 5, 10, 70.0
+    s.jobs[1].error = "Training stopped because of a problem on the server"
+    s.job_index = 1
     snap = s.snapshots.add()
     snap.step, snap.kimg = 10, 0.04
     s.sample_image = bpy.data.images.new("grid", 4, 4).name
+    s.sample_step = 10
+    s.training_notice, s.notice_image = "Training 'job 0' finished", bpy.data.images.new("grid 1", 4, 4).name
+    s.walk_image = "Latent Walk Scene_001"
+    watch.schedule.stop()  # selecting job 2 asked for its snapshots: no server here to ask
     s.last_image = bpy.data.images.new("Latent seed 3", 4, 4).name
     bpy.ops.latent.add_waypoint(seed=1)
     context.scene.frame_set(9)
@@ -197,8 +205,10 @@ DRAW_SCRIPT = textwrap.dedent(
     gate.set()
     bridge.pump_until_idle(10)
 
-    # 3. an image folder as the source, every message level
+    # 3. an image folder as the source, every message level, a job's snapshots as the model
     s.source = "FOLDER"
+    s.model_source = "JOB"
+    s.sample_step = -1
     for level in ("ERROR", "INFO"):
         status.message_level = level
         draw_everything()

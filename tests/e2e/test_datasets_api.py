@@ -17,6 +17,7 @@ from PIL import Image
 from tests.support import images
 from tests.support.images import zip_bytes
 from tests.support.http import assert_json_error
+from tests.support.jobs import wait_for
 from tests.support.server_process import start_server, stop_server
 
 pytestmark = pytest.mark.e2e
@@ -176,6 +177,9 @@ def test_server_stop_during_preparation_leaves_it_failed_not_stuck(server_factor
     ds = upload_raw(srv, image_zip(12), name="cut short").json()
     r = requests.post(srv.api(f"datasets/{ds['id']}/prepare"), json={"resolution": 32}, headers=srv.headers, timeout=30)
     assert r.status_code == 202
+    # Once it has left the queue (a queued one would simply run after the next start:
+    # tests/e2e/test_preparation_queue.py).
+    wait_for(srv, f"datasets/{ds['id']}", lambda d: d["phase"] != "queued", 30)
     assert stop_server(srv.process) == 0  # SIGTERM while the child is still starting up
     with sqlite3.connect(srv.data_dir / "latent-studio.sqlite3") as conn:
         state, error = conn.execute("SELECT state, error FROM datasets WHERE id=?", (ds["id"],)).fetchone()

@@ -88,3 +88,16 @@ def write_tiny_base_model(path):
     G = build_generator(preset_kwargs(32, "tiny")["G"])
     save_network(path, G.eval(), meta={"name": "tiny base"})
     return path
+
+
+def run_worker_with_file_limit(payload: dict, max_file_bytes: int | None) -> None:
+    """A training worker process (server.jobs.worker.run_worker) that may not write any file
+    larger than `max_file_bytes` (RLIMIT_FSIZE): to the worker, a full disk. Python ignores
+    SIGXFSZ, so an over-long write fails with EFBIG like a write to a full disk fails."""
+    import resource
+
+    from server.jobs.worker import run_worker
+
+    if max_file_bytes is not None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+    run_worker(payload)

@@ -5,7 +5,8 @@
     stop_server(server.process)
 
 Options become CLI flags (`max_upload_bytes=1000` -> `--max-upload-bytes 1000`; True adds
-the bare flag). The token is read from the server's token file, as a user's tools would.
+the bare flag). `max_file_bytes` caps every file the server (and its workers) may write
+(RLIMIT_FSIZE): a full disk, as the server sees it. The token is read from the server's token file, as a user's tools would.
 Servers are stopped with SIGTERM (clean shutdown hooks), then killed if still alive.
 """
 
@@ -60,7 +61,17 @@ def option_flags(options: dict) -> list[str]:
     return flags
 
 
-def start_server(data_dir: Path, *, env: dict | None = None, addon_build: bool = False, **options) -> LiveServer:
+def _file_limit(max_bytes: int):
+    def apply() -> None:  # runs in the child between fork and exec
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return apply
+
+
+def start_server(data_dir: Path, *, env: dict | None = None, addon_build: bool = False,
+                 max_file_bytes: int | None = None, **options) -> LiveServer:
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     port = options.pop("port", None) or free_port()
@@ -73,7 +84,8 @@ def start_server(data_dir: Path, *, env: dict | None = None, addon_build: bool =
     inherited = {k: v for k, v in os.environ.items() if k != "LATENT_STUDIO_TOKEN"}  # only a test's own token
     full_env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
+        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=full_env,
+                                   preexec_fn=_file_limit(max_file_bytes) if max_file_bytes else None)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:

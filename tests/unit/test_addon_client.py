@@ -131,7 +131,7 @@ def test_json_error_body_is_reported(server):
     with pytest.raises(ClientError) as info:
         c.create_job({"batch": 0})
     assert info.value.status == 422 and info.value.code == "invalid_config"
-    assert info.value.message == "Server error 422: batch must be positive"
+    assert info.value.message == "The server refused: batch must be positive"
     assert json.loads(server.requests[-1]["body"]) == {"batch": 0}
 
 
@@ -140,8 +140,11 @@ def test_non_json_error_and_non_json_success(server):
                                                            b"Internal explosion\nstack")
     server.routes[("GET", "/api/v1/models")] = lambda h, b: (200, {"Content-Type": "text/html"}, b"<html>")
     c = LatentClient(server.url)
-    with pytest.raises(ClientError, match="Server error 500: Internal explosion"):
+    with pytest.raises(ClientError) as info:
         c.list_jobs()
+    # a crash page is no message for a user: what happened and what to do instead
+    assert info.value.status == 500 and "explosion" not in info.value.message
+    assert info.value.message.startswith("The server hit an internal problem (the server's log has the details)")
     with pytest.raises(ClientError, match="not JSON"):
         c.list_models()
 
@@ -206,7 +209,7 @@ def test_download_error_leaves_no_file(server, tmp_path):
 
 
 # One sample call per client method: the request it sends must be its ROUTES entry.
-SAMPLE_PARAMS = {"dataset_id": "d 1/x", "job_id": 7, "walk_id": 3}
+SAMPLE_PARAMS = {"dataset_id": "d 1/x", "job_id": 7, "walk_id": 3, "step": 40}
 
 
 def _zip_file(tmp):
@@ -229,6 +232,7 @@ SAMPLE_CALLS = {
     "resume_job": lambda c, tmp: c.resume_job(7, 10),
     "list_snapshots": lambda c, tmp: c.list_snapshots(7),
     "download_grid": lambda c, tmp: c.download_grid(7, str(tmp / "g.png")),
+    "download_snapshot_grid": lambda c, tmp: c.download_snapshot_grid(7, 40, str(tmp / "g.png")),
     "generate": lambda c, tmp: c.generate({}, str(tmp / "i.png")),
     "create_walk": lambda c, tmp: c.create_walk({}),
     "get_walk": lambda c, tmp: c.get_walk(3),
@@ -268,6 +272,11 @@ def _png_zip(frames):
     return buf.getvalue()
 
 
+def _snapshots_route(server, job_id, steps):
+    server.json_route("GET", f"/api/v1/jobs/{job_id}/snapshots",
+                      {"snapshots": [{"step": st, "kimg": st / 100} for st in steps]})
+
+
 def test_bake_walk_polls_downloads_and_renames(server, tmp_path):
     polls = {"n": 0}
 
@@ -282,34 +291,54 @@ def test_bake_walk_polls_downloads_and_renames(server, tmp_path):
     server.routes[("GET", "/api/v1/walks/w1")] = walk_state
     server.routes[("GET", "/api/v1/walks/w1/frames.zip")] = lambda h, b: (
         200, {"Content-Type": "application/zip"}, _png_zip([5, 6, 7]))
+    _snapshots_route(server, 4, [0, 20, 40])
     out = tmp_path / "walk"
     out.mkdir()
-    (out / "walk_0099.png").write_bytes(b"stale")
+    (out / "notes.txt").write_bytes(b"the user's")
     runner = tasks_mod.TaskRunner()
-    body = {"model": {"job_id": "j"}, "waypoints": [{"frame": 5, "seed": 1}], "frame_start": 5, "frame_end": 7}
+    body = {"model": {"job_id": 4}, "waypoints": [{"frame": 5, "seed": 1}, {"frame": 7, "seed": 2}],
+            "frame_start": 5, "frame_end": 7}
     task = runner.submit("bake", work_mod.bake_walk, LatentClient(server.url), body, str(out), "walk", 0.05)
     assert runner.wait_idle(10)
     msgs = runner.drain()
     final = msgs[-1]
     assert final.kind == "result", final
     assert final.payload["first"] == 5 and final.payload["count"] == 3
-    assert sorted(p.name for p in out.iterdir()) == ["walk_0005.png", "walk_0006.png", "walk_0007.png"]
+    assert final.payload["model"] == {"job_id": 4, "step": 40}
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "walk_0005.png", "walk_0006.png", "walk_0007.png"]
     assert (out / "walk_0006.png").read_bytes() == b"png6"
-    assert any(m.kind == "progress" for m in msgs)
-    assert json.loads(server.requests[0]["body"]) == body
+    assert any(m.kind == "progress" and "s per frame" in m.payload["status"] for m in msgs)
+    # "latest snapshot" was looked up when the bake started: the request names step 40
+    walk_request = [r for r in server.requests if r["path"] == "/api/v1/walks"][0]
+    assert json.loads(walk_request["body"]) == {**body, "model": {"job_id": 4, "step": 40}}
     assert task.finished
 
 
+def test_bake_walk_never_replaces_frames_already_in_its_folder(server, tmp_path):
+    out = tmp_path / "walk"
+    out.mkdir()
+    (out / "walk_0001.png").write_bytes(b"another walk's frame")
+    runner = tasks_mod.TaskRunner()
+    runner.submit("bake", work_mod.bake_walk, LatentClient(server.url), {"model": {"model_id": "m"}}, str(out),
+                  "walk", label="Bake walk")
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "error" and "already holds frames: nothing was overwritten" in final.payload["message"]
+    assert (out / "walk_0001.png").read_bytes() == b"another walk's frame"
+    assert server.requests == []  # refused before anything was asked of the server
+
+
 def test_bake_walk_failure_is_an_error_message(server, tmp_path):
-    server.json_route("POST", "/api/v1/walks", {"id": "w2", "state": "failed", "error": "model missing",
+    server.json_route("POST", "/api/v1/walks", {"id": "w2", "state": "failed",
+                                                "error": "could not read /srv/latent/models/m.safetensors",
                                                 "frames_done": 0, "frames_total": 3}, 202)
     runner = tasks_mod.TaskRunner()
-    runner.submit("bake", work_mod.bake_walk, LatentClient(server.url), {"frame_start": 1}, str(tmp_path), "walk",
-                  label="Bake walk")
+    runner.submit("bake", work_mod.bake_walk, LatentClient(server.url), {"model": {"model_id": "m"}, "frame_start": 1},
+                  str(tmp_path), "walk", label="Bake walk")
     assert runner.wait_idle(10)
     final = runner.drain()[-1]
     assert final.kind == "error"
-    assert final.payload["message"] == "Bake walk: The walk failed: model missing"
+    assert final.payload["message"] == "Bake walk: The server could not render the walk: could not read m.safetensors"
 
 
 def test_upload_and_prepare_flow(server, tmp_path):
@@ -334,7 +363,8 @@ def test_upload_and_prepare_flow(server, tmp_path):
     runner.submit("up", work_mod.upload_and_prepare, LatentClient(server.url), str(folder), "imgs",
                   {"resolution": 64, "crop": "center"}, str(tmp_path), 0.05)
     assert runner.wait_idle(10)
-    final = runner.drain()[-1]
+    msgs = runner.drain()
+    final = msgs[-1]
     assert final.kind == "result", final
     assert final.payload["uploaded"] == 3
     assert Path(final.payload["preview"]).read_bytes() == b"PV"
@@ -343,6 +373,35 @@ def test_upload_and_prepare_flow(server, tmp_path):
     prep = [r for r in server.requests if r["path"].endswith("/prepare")][0]
     assert json.loads(prep["body"]) == {"resolution": 64, "crop": "center"}
     assert summarize_report(final.payload["report"]) == ("2 accepted, 1 rejected, 64px", "v2.png: smaller than 64px")
+    statuses = [m.payload["status"] for m in msgs if m.kind == "progress"]
+    assert any(st.startswith("uploading 100%") for st in statuses), statuses
+    assert "preparing 50%, about 0m00s left" in statuses, statuses
+
+
+@pytest.mark.parametrize("error, expected", [
+    ("no usable images in /srv/latent/datasets/ab12/work/source: 12 uniform, 3 too_small; the images are smaller "
+     "than 256 px: choose a lower resolution or allow upscaling",
+     "None of the uploaded images could be used: 12 are one flat colour, 3 are smaller than the resolution. "
+     "Hint: the images are smaller than 256 px: choose a lower resolution or allow upscaling. Change the renders "
+     "or the dataset settings, then Upload & Prepare again."),
+    ("internal error while preparing: KeyError: 'counts'",
+     "The server hit an internal problem while preparing the dataset (the server's log has the details). "
+     "Upload & Prepare again; if it fails again, report it with the server's log."),
+])
+def test_a_failed_preparation_says_what_happened_without_server_paths_or_codes(server, tmp_path, error, expected):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "v.png").write_bytes(b"img")
+    server.json_route("POST", "/api/v1/datasets", {"id": "d9", "state": "uploaded"}, 201)
+    server.json_route("POST", "/api/v1/datasets/d9/prepare", {"id": "d9", "state": "preparing"}, 202)
+    server.json_route("GET", "/api/v1/datasets/d9", {"id": "d9", "state": "failed", "progress": 0.3, "error": error})
+    runner = tasks_mod.TaskRunner()
+    runner.submit("up", work_mod.upload_and_prepare, LatentClient(server.url), str(folder), "imgs", {},
+                  str(tmp_path), 0.05, label="Upload dataset")
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "error"
+    assert final.payload["message"] == f"Upload dataset: {expected}"
 
 
 def test_upload_of_empty_folder_fails_before_network(server, tmp_path):
@@ -355,69 +414,103 @@ def test_upload_of_empty_folder_fails_before_network(server, tmp_path):
     assert server.requests == []
 
 
-def test_watch_jobs_retries_a_grid_that_is_not_written_yet(server, tmp_path):
-    server.json_route("GET", "/api/v1/jobs", {"jobs": [{"id": 4, "state": "completed", "step": 2, "steps": 2}]})
-    server.json_route("GET", "/api/v1/jobs/4/snapshots", {"snapshots": [{"step": 0, "kimg": 0.0}, {"step": 2, "kimg": 0.1}]})
-    calls = {"n": 0}
-
-    def grid(handler, body):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            return 404, {"Content-Type": "application/json"}, json.dumps(
-                {"error": {"code": "file_not_found", "message": "missing"}}).encode()
-        return 200, {"Content-Type": "image/png"}, b"GRID"
-
-    server.routes[("GET", "/api/v1/jobs/4/grid.png")] = grid
+def _poll(server, tmp_path, job_id, grids):
     runner = tasks_mod.TaskRunner()
-    runner.submit("watch", work_mod.watch_jobs, LatentClient(server.url), "4", str(tmp_path), 0.05)
+    runner.submit("poll", work_mod.poll_jobs, LatentClient(server.url), job_id, grids, str(tmp_path))
     assert runner.wait_idle(10)
-    final = runner.drain()[-1]
+    return runner.drain()[-1]
+
+
+def test_poll_lists_jobs_the_selected_jobs_snapshots_and_a_newer_grid(server, tmp_path):
+    server.json_route("GET", "/api/v1/jobs", {"jobs": [{"id": 3, "state": "running"}, {"id": 4, "state": "completed"}]})
+    _snapshots_route(server, 4, [0, 20, 40])
+    server.routes[("GET", "/api/v1/jobs/4/snapshots/40/grid.png")] = lambda h, b: (200, {"Content-Type": "image/png"},
+                                                                                  b"GRID40")
+    final = _poll(server, tmp_path, "4", {"4": 20})
     assert final.kind == "result", final
-    assert final.payload["grid"] == str(tmp_path / "grid_4.png") and final.payload["grid_step"] == 2
-    assert (tmp_path / "grid_4.png").read_bytes() == b"GRID"
-    assert calls["n"] == 2
+    assert [j["id"] for j in final.payload["jobs"]] == [3, 4]
+    assert final.payload["job_id"] == "4" and [x["step"] for x in final.payload["snapshots"]] == [0, 20, 40]
+    assert final.payload["grids"] == {"4": {"step": 40, "path": str(tmp_path / "grid_job4.png")}}
+    assert (tmp_path / "grid_job4.png").read_bytes() == b"GRID40"
+    # the grid held is the newest: nothing is downloaded again
+    server.requests.clear()
+    assert _poll(server, tmp_path, "4", {"4": 40}).payload["grids"] == {}
+    assert not any(r["path"].endswith("grid.png") for r in server.requests)
 
 
-def test_watch_jobs_other_errors_stop_the_watch(server, tmp_path):
+def test_poll_waits_for_a_grid_that_is_not_written_yet(server, tmp_path):
+    server.json_route("GET", "/api/v1/jobs", {"jobs": [{"id": 4, "state": "completed"}]})
+    _snapshots_route(server, 4, [0, 2])
+    server.json_route("GET", "/api/v1/jobs/4/snapshots/2/grid.png",
+                      {"error": {"code": "file_not_found", "message": "missing"}}, 404)
+    final = _poll(server, tmp_path, "4", {"4": None})
+    assert final.kind == "result" and final.payload["grids"] == {}
+    assert not (tmp_path / "grid_job4.png").exists()
+
+
+def test_poll_of_a_job_the_server_no_longer_has_asks_nothing_about_it(server, tmp_path):
+    server.json_route("GET", "/api/v1/jobs", {"jobs": [{"id": 3, "state": "running"}]})
+    final = _poll(server, tmp_path, "9", {"9": None})
+    assert final.kind == "result" and final.payload["snapshots"] is None and final.payload["grids"] == {}
+    assert [r["path"] for r in server.requests] == ["/api/v1/jobs"]
+
+
+def test_poll_errors_reach_the_caller(server, tmp_path):
     server.json_route("GET", "/api/v1/jobs", {"error": {"code": "unauthorized", "message": "no"}}, 401)
     runner = tasks_mod.TaskRunner()
-    runner.submit("watch", work_mod.watch_jobs, LatentClient(server.url), "4", str(tmp_path), 0.05,
-                  label="Watch training")
+    runner.submit("poll", work_mod.poll_jobs, LatentClient(server.url), "4", {}, str(tmp_path), label="Follow training")
     assert runner.wait_idle(10)
     final = runner.drain()[-1]
-    assert final.kind == "error" and final.payload["message"].startswith("Watch training: The server refused")
+    assert final.kind == "error" and final.payload["message"].startswith("Follow training: The server refused")
 
 
-def test_generate_writes_one_png_per_seed(server, tmp_path):
+def test_generate_from_the_latest_snapshot_asks_for_its_step_and_names_files_by_it(server, tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for seed in (3, 4):
             zf.writestr(f"seed{seed:04d}.png", f"img{seed}".encode())
     server.routes[("POST", "/api/v1/generate")] = lambda h, b: (200, {"Content-Type": "application/zip"},
                                                                 buf.getvalue())
+    _snapshots_route(server, 1, [0, 20, 60, 40])
     runner = tasks_mod.TaskRunner()
     body = {"model": {"job_id": 1}, "seeds": [3, 4], "psi": 0.7, "noise_mode": "const"}
-    runner.submit("gen", work_mod.generate, LatentClient(server.url), body, str(tmp_path), "latent")
+    runner.submit("gen", work_mod.generate, LatentClient(server.url), body, str(tmp_path))
     assert runner.wait_idle(10)
     final = runner.drain()[-1]
     assert final.kind == "result", final
-    assert final.payload["images"] == [(3, str(tmp_path / "latent_seed000003.png")),
-                                       (4, str(tmp_path / "latent_seed000004.png"))]
-    assert (tmp_path / "latent_seed000004.png").read_bytes() == b"img4"
-    assert json.loads(server.requests[-1]["body"]) == body
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["latent_seed000003.png", "latent_seed000004.png"]
+    assert final.payload["model"] == {"job_id": 1, "step": 60}
+    assert final.payload["images"] == [(3, str(tmp_path / "latent_job_1_step_60_seed000003.png")),
+                                       (4, str(tmp_path / "latent_job_1_step_60_seed000004.png"))]
+    assert (tmp_path / "latent_job_1_step_60_seed000004.png").read_bytes() == b"img4"
+    assert json.loads(server.requests[-1]["body"]) == {**body, "model": {"job_id": 1, "step": 60}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latent_job_1_step_60_seed000003.png",
+                                                          "latent_job_1_step_60_seed000004.png"]
 
 
-def test_generate_one_seed_is_a_png(server, tmp_path):
+def test_generate_from_a_pinned_step_or_a_base_model_sends_it_unchanged(server, tmp_path):
     server.routes[("POST", "/api/v1/generate")] = lambda h, b: (200, {"Content-Type": "image/png"}, b"PNG7")
     runner = tasks_mod.TaskRunner()
-    body = {"model": {"model_id": "m"}, "seeds": [7], "psi": 0.7, "noise_mode": "const"}
-    runner.submit("gen", work_mod.generate, LatentClient(server.url), body, str(tmp_path), "latent")
+    for model, name in (({"model_id": "m"}, "latent_m_seed000007.png"),
+                        ({"job_id": 2, "step": 20}, "latent_job_2_step_20_seed000007.png")):
+        body = {"model": model, "seeds": [7], "psi": 0.7, "noise_mode": "const"}
+        runner.submit("gen", work_mod.generate, LatentClient(server.url), body, str(tmp_path))
+        assert runner.wait_idle(10)
+        final = runner.drain()[-1]
+        assert final.kind == "result", final
+        assert final.payload["images"] == [(7, str(tmp_path / name))] and final.payload["model"] == model
+    assert [r["path"] for r in server.requests] == ["/api/v1/generate"] * 2  # no lookup needed
+
+
+def test_generate_from_a_job_without_snapshots_says_so(server, tmp_path):
+    _snapshots_route(server, 5, [])
+    runner = tasks_mod.TaskRunner()
+    body = {"model": {"job_id": 5}, "seeds": [7], "psi": 0.7, "noise_mode": "const"}
+    runner.submit("gen", work_mod.generate, LatentClient(server.url), body, str(tmp_path), label="Generate")
     assert runner.wait_idle(10)
     final = runner.drain()[-1]
-    assert final.kind == "result", final
-    assert final.payload["images"] == [(7, str(tmp_path / "latent_seed000007.png"))]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["latent_seed000007.png"]
+    assert final.kind == "error"
+    assert final.payload["message"] == "Generate: Job 5 has no snapshot yet: wait until training writes its first one"
+    assert list(tmp_path.iterdir()) == []
 
 
 class _VanishingServer:

@@ -6,7 +6,9 @@ import math
 
 import pytest
 
-from addon.core import files, formatting, joblist, poses
+from addon.core import files, formatting, joblist, messages, poses
+from addon.core.estimate import Estimate
+from addon.core.poller import PollSchedule
 from addon.core.walks import WalkError, Waypoint, walk_body, waypoint_payload
 
 TAU = 2 * math.pi
@@ -45,12 +47,13 @@ def test_walk_body_sorts_waypoints_and_reads_stored_vectors():
 
 
 @pytest.mark.parametrize("waypoints, start, end, message", [
-    ([], 1, 10, "Add at least one waypoint"),
+    ([], 1, 10, "A walk needs at least 2 waypoints and this one has no waypoint"),
+    ([Waypoint(4, 1)], 1, 10, "this one has one waypoint, which would give the same image on every frame"),
     ([Waypoint(3, 1), Waypoint(3, 2)], 1, 10, "Two waypoints share frame 3"),
-    ([Waypoint(4, 1, True, "[0.5, oops]")], 1, 10, "waypoint at frame 4 is not a list of numbers"),
-    ([Waypoint(4, 1, True, "[]")], 1, 10, "waypoint at frame 4 is not a list of numbers"),
-    ([Waypoint(4, 1, True, '{"z": 1}')], 1, 10, "waypoint at frame 4 is not a list of numbers"),
-    ([Waypoint(4, 1)], 10, 5, "frame range is empty"),
+    ([Waypoint(4, 1, True, "[0.5, oops]"), Waypoint(8, 2)], 1, 10, "waypoint at frame 4 is not a list of numbers"),
+    ([Waypoint(4, 1, True, "[]"), Waypoint(8, 2)], 1, 10, "waypoint at frame 4 is not a list of numbers"),
+    ([Waypoint(4, 1, True, '{"z": 1}'), Waypoint(8, 2)], 1, 10, "waypoint at frame 4 is not a list of numbers"),
+    ([Waypoint(4, 1), Waypoint(8, 2)], 10, 5, "frame range is empty"),
 ])
 def test_walk_body_refuses_what_cannot_work(waypoints, start, end, message):
     with pytest.raises(WalkError, match=message):
@@ -62,14 +65,18 @@ def test_a_stored_vector_is_ignored_unless_used():
 
 
 def test_job_rows_from_the_server_list():
-    jobs = [{"id": 3, "title": "cube", "state": "running", "step": 50, "steps": 200, "kimg": 0.8, "eta_s": 95.5},
-            {"id": 4, "title": "", "state": "queued", "step": 0, "steps": 0, "kimg": None, "eta_s": None}]
+    jobs = [{"id": 3, "title": "cube", "state": "running", "step": 50, "steps": 200, "kimg": 0.8, "eta_s": 95.5,
+             "error": None},
+            {"id": 4, "title": "", "state": "queued", "step": 0, "steps": 0, "kimg": None, "eta_s": None, "error": None}]
     assert joblist.job_rows(jobs) == [
         {"job_id": "3", "title": "cube", "state": "running", "step": 50, "steps": 200, "kimg": 0.8,
-         "progress": 0.25, "eta_s": 95.5},
+         "progress": 0.25, "eta_s": 95.5, "error": ""},
         {"job_id": "4", "title": "4", "state": "queued", "step": 0, "steps": 0, "kimg": 0.0, "progress": 0.0,
-         "eta_s": -1.0},
+         "eta_s": -1.0, "error": ""},
     ]
+    failed = {"id": 5, "title": "t", "state": "failed", "step": 3, "steps": 9, "kimg": 0.1, "eta_s": None,
+              "error": "TrainingConfigError: dataset /srv/latent/datasets/ab/dataset.zip holds 2 images"}
+    assert joblist.job_rows([failed])[0]["error"] == "dataset dataset.zip holds 2 images"
 
 
 def test_snapshot_rows_are_oldest_first_and_the_selection_survives_a_refresh():
@@ -115,3 +122,102 @@ def test_images_in_a_folder_and_its_class_folders(tmp_path):
     assert not files.has_images(str(classes))
     (classes / "cats" / "1.png").write_bytes(b"x")
     assert files.has_images(str(classes))
+
+
+def test_a_job_that_ends_is_announced_once():
+    jobs = [{"id": 1, "state": "completed"}, {"id": 2, "state": "failed"}, {"id": 3, "state": "cancelled"},
+            {"id": 4, "state": "running"}, {"id": 5, "state": "completed"}]
+    known = {"1": "running", "2": "queued", "3": "cancelling", "4": "queued", "5": "completed"}
+    assert [j["id"] for j in joblist.finished_since(known, jobs)] == [1, 2, 3]
+    # the next poll knows they ended: nothing more to say; a job never seen running is news to no one
+    assert joblist.finished_since({"1": "completed", "2": "failed", "3": "cancelled"}, jobs) == []
+    assert joblist.finished_since({}, jobs) == []
+    # interrupted is no end: the server queues it again when it starts
+    assert joblist.finished_since({"1": "running"}, [{"id": 1, "state": "interrupted"}]) == []
+
+
+def test_the_model_in_use_is_said_with_its_step():
+    assert joblist.newest_step([{"step": 20}, {"step": 60}, {"step": 40}]) == 60
+    assert joblist.newest_step([]) is None
+    assert joblist.model_choice("'cube'", [0, 20, 60], True, -1) == "'cube': latest snapshot (step 60 now)"
+    assert joblist.model_choice("'cube'", [0, 20, 60], False, 20) == "'cube': step 20 (pinned)"
+    assert joblist.model_choice("'cube'", [0, 20], False, 60) == "'cube': step 60 is not in its list: pick a snapshot"
+    assert joblist.model_choice("'cube'", [], True, -1) == "'cube': no snapshot yet"
+
+
+def test_generated_images_are_named_by_seed_and_model():
+    assert formatting.still_name(13, {"job_id": 3, "step": 60}) == "Latent seed 13 (job 3 step 60)"
+    assert formatting.still_name(13, {"model_id": "ffhq"}) == "Latent seed 13 (ffhq)"
+    assert formatting.still_file(13, {"job_id": 3, "step": 60}) == "latent_job_3_step_60_seed000013.png"
+    assert formatting.still_file(1, {"model_id": "../../etc/x y"}) == "latent_______etc_x_y_seed000001.png"
+    assert len(formatting.still_name(1, {"model_id": "m" * 200})) == 63
+    assert formatting.safe_name("Scene.001 (v2)") == "Scene_001__v2_" and formatting.safe_name("") == "untitled"
+
+
+def test_server_text_loses_server_paths_and_exception_names():
+    assert messages.server_text("ValueError: cannot read /srv/latent/jobs/3/run/a.png") == "cannot read a.png"
+    assert messages.server_text(r"cannot read C:\data\latent\a.png") == "cannot read a.png"
+    assert messages.server_text("see GET /api/v1/models, 1/2 done") == "see GET /api/v1/models, 1/2 done"
+    assert messages.server_text(None) == ""
+
+
+@pytest.mark.parametrize("error, expected", [
+    ("", "The server could not prepare the dataset (the server's log has the details). Upload & Prepare again."),
+    ("no images found in /srv/x/source (looked for .png, .jpg)",
+     "The upload holds no images the server can read. Render the dataset (or pick a folder of images) again."),
+    ("no usable images in upload: 4 duplicate, 1 odd_new_code",
+     "None of the uploaded images could be used: 4 are duplicates, 1 odd new code. Change the renders or the "
+     "dataset settings, then Upload & Prepare again."),
+    ("the preparation process stopped unexpectedly (exit code -9)",
+     "The server hit an internal problem while preparing the dataset (the server's log has the details). "
+     "Upload & Prepare again; if it fails again, report it with the server's log."),
+    ("DatasetError: background colour must look like #RRGGBB, got 'x'",
+     "The server could not prepare the dataset: background colour must look like #RRGGBB, got 'x'"),
+])
+def test_dataset_failures_say_what_to_do(error, expected):
+    assert messages.dataset_failure(error) == expected
+
+
+def test_job_failures_and_refusals_in_words():
+    assert messages.job_failure("training crashed: RuntimeError: CUDA out of memory") == (
+        "Training stopped because of a problem on the server (the server's log has the details). "
+        "Continue the job to retry.")
+    assert messages.job_failure(None) == "Training stopped with an error (the server's log has the details)"
+    assert messages.refusal(404, "snapshot_not_found", "job 1 has no snapshot at step 60") == (
+        "The server refused: job 1 has no snapshot at step 60. Refresh Jobs and pick a snapshot the job has.")
+    assert messages.refusal(500, "internal_error", "Traceback /srv/x.py").startswith("The server hit an internal")
+    assert messages.refusal(503, "server_busy", "busy; try again in 5 seconds") == (
+        "The server refused: busy; try again in 5 seconds")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_estimates_from_the_pace_so_far():
+    clock = FakeClock()
+    pace = Estimate(clock)
+    assert pace.text(0, 64, "view") == "0/64 views"
+    assert pace.remaining(0, 64) is None
+    clock.now += 6.0
+    assert pace.text(5, 64, "view") == "5/64 views, 1.2 s per view, about 1m10s left"
+    assert pace.remaining(64, 64) == 0.0
+    assert pace.fraction_text(0.0, "preparing") == "preparing 0%"
+    assert pace.fraction_text(0.25, "preparing") == "preparing 25%, about 0m18s left"
+
+
+def test_polling_backs_off_while_the_server_is_away_and_resumes():
+    sched = PollSchedule(interval=2.0, max_wait=30.0)
+    assert not sched.due(0.0)
+    sched.start(10.0)
+    assert sched.due(10.0)
+    assert [sched.failed(10.0) for _ in range(5)] == [4.0, 8.0, 16.0, 30.0, 30.0]
+    assert sched.active and not sched.due(39.0) and sched.due(40.0)
+    assert sched.succeeded(40.0, keep_following=True) is True  # the outage is over
+    assert sched.due(42.0) and not sched.due(41.9)
+    assert sched.succeeded(42.0, keep_following=False) is False
+    assert not sched.active and not sched.due(1000.0)

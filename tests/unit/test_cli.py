@@ -1,5 +1,6 @@
 """The `latent-studio` command: usage errors, version, sub-commands present."""
 
+import argparse
 import subprocess
 import sys
 
@@ -43,3 +44,52 @@ def test_version():
     proc = run_cli("--version")
     assert proc.returncode == 0
     assert __version__ in proc.stdout
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str = "latent-studio"):
+    """Every parser of the CLI, each with its command path ("latent-studio dataset build")."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def _options(parser: argparse.ArgumentParser):
+    return [a for a in parser._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction,
+                                                              argparse._VersionAction))]
+
+
+def test_every_option_has_help_and_shows_its_default():
+    missing, hidden_default = [], []
+    for name, parser in _parsers(build_parser()):
+        for action in _options(parser):
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if not (action.help or "").strip():
+                missing.append(label)
+            elif action.option_strings and action.nargs != 0 and action.default is not None and "default" not in (
+                    parser.formatter_class(prog=name)._get_help_string(action)):
+                hidden_default.append(label)
+    assert not missing, f"options without help text: {missing}"
+    assert not hidden_default, f"options whose --help hides the default: {hidden_default}"
+
+
+def test_one_flag_vocabulary():
+    """-o/--output for outputs, --batch for batch sizes, --quiet for silence, never the old spellings."""
+    old_spellings = {"--outdir", "--out", "--output-dir", "--models-dir", "--batch-size", "--no-progress-bar"}
+    used = {}
+    for name, parser in _parsers(build_parser()):
+        for action in _options(parser):
+            for flag in action.option_strings:
+                used.setdefault(flag, set()).add(action.dest)
+            assert not old_spellings & set(action.option_strings), f"{name}: {action.option_strings}"
+    assert used["-o"] == used["--output"] == {"output"}
+    assert used["--batch"] == {"batch"} and used["--quiet"] == {"quiet"}
+    # one meaning per flag: --workers (serve: training jobs) is not dataset build's processes
+    assert all(len(dests) == 1 for dests in used.values()), {f: d for f, d in used.items() if len(d) > 1}
+
+
+def test_help_shows_defaults():
+    proc = run_cli("dataset", "build", "--help")
+    assert proc.returncode == 0
+    assert "(default: 256)" in proc.stdout and "too_small" in proc.stdout

@@ -78,6 +78,10 @@ def make_messy_folder(root: Path) -> None:
     save(root / "white.png", Image.new("RGB", (48, 48), (255, 255, 255)))
     save(root / "flat.png", Image.new("RGB", (48, 48), (90, 120, 30)))
     save(root / "tiny.png", Image.fromarray(smooth(10, 16, 16)))
+    tiny = io.BytesIO()
+    Image.fromarray(smooth(14, 16, 16)).save(tiny, "PNG")
+    # small AND corrupt: the corruption is what the user must hear about, not the size
+    (root / "tiny_truncated.png").write_bytes(tiny.getvalue()[: len(tiny.getvalue()) // 2])
     save(root / "more" / "pic.webp", Image.fromarray(smooth(11)), lossless=True)
     save(root / "more" / "pic.bmp", Image.fromarray(smooth(12)))
     save(root / "more" / "pic.tiff", Image.fromarray(smooth(13)))
@@ -93,7 +97,7 @@ REJECTED = {
     "truncated.png": "unreadable", "text.png": "not_image", "empty.png": "unreadable",
     "huge.png": "too_large", "huge2.bmp": "too_large", "dup2.bmp": "duplicate",
     "near_b.png": "near_duplicate", "black.png": "uniform", "white.png": "uniform",
-    "flat.png": "uniform", "tiny.png": "too_small",
+    "flat.png": "uniform", "tiny.png": "too_small", "tiny_truncated.png": "unreadable",
 }
 
 

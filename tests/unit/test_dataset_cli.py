@@ -24,7 +24,7 @@ def test_build_then_info(tmp_path):
     (src / "broken.png").write_text("x")
     out = tmp_path / "ds.zip"
     proc = run_cli("build", str(src), "-o", str(out), "--res", "32", "--crop", "center",
-                   "--inflate", "flip", "--workers", "1", "--background", "#102030")
+                   "--inflate", "flip", "--processes", "1", "--background", "#102030")
     assert proc.returncode == 0, proc.stderr
     assert "6 images (3 accepted + 3 inflated), 1 rejected" in proc.stdout
     assert "rejected: 1 not_image" in proc.stdout
@@ -61,7 +61,7 @@ def test_build_options_reach_the_builder(tmp_path, capsys):
     Image.fromarray(base).save(src / "a.png")
     Image.fromarray(np.clip(base.astype(int) + 1, 0, 255).astype(np.uint8)).save(src / "b.png")
     out, report = tmp_path / "o.zip", tmp_path / "elsewhere" / "r.json"
-    args = ["dataset", "build", str(src), "-o", str(out), "--res", "32", "--workers", "1", "--quiet",
+    args = ["dataset", "build", str(src), "-o", str(out), "--res", "32", "--processes", "1", "--quiet",
             "--near-duplicate-distance", "-1", "--max-megapixels", "0.01", "--report", str(report)]
     assert main(args) == 0
     data = json.loads(report.read_text())

@@ -167,7 +167,7 @@ def test_cli_generate_and_walk(model_path, expected, tmp_path, capsys):
     _close_u8(np.array(Image.open(out / "seed0001.png")), expected["img_uint8_psi07"][1])
     walk = tmp_path / "walk"
     assert main(["walk", "--model", str(model_path), "--keys", "0:seed=1,3:seed=7", "--frames", "0-3",
-                 "--easing", "smooth", "--loop", "--batch-size", "2", "-o", str(walk)]) == 0
+                 "--easing", "smooth", "--loop", "--batch", "2", "-o", str(walk)]) == 0
     assert sorted(p.name for p in walk.iterdir()) == [f"frame_{i:04d}.png" for i in range(4)]
     assert "wrote 4 frame(s)" in capsys.readouterr().out
 
@@ -213,3 +213,24 @@ def test_conditional_model_needs_a_valid_class():
             runner.generate(seeds=[0], class_idx=bad)
     frames = list(runner.render_walk(parse_keys("0:seed=1,2:seed=2"), 0, 2, class_idx=1, batch_size=2))
     assert [f for f, _ in frames] == [0, 1, 2]
+
+
+def test_cli_loop_closed_by_its_first_key_renders_no_duplicate_frame(model_path, tmp_path):
+    """The README's loop (0:seed=1,...,N:seed=1 --loop): frame N would equal frame 0, so a
+    looping image sequence would show the same image twice in a row. It is not rendered."""
+    walk = tmp_path / "walk"
+    assert main(["walk", "--model", str(model_path), "--keys", "0:seed=1,3:seed=7,6:seed=1", "--loop",
+                 "--device", "cpu", "--quiet", "-o", str(walk)]) == 0
+    names = sorted(p.name for p in walk.iterdir())
+    assert names == [f"frame_{i:04d}.png" for i in range(6)]
+    first = np.array(Image.open(walk / "frame_0000.png"))
+    assert not np.array_equal(first, np.array(Image.open(walk / "frame_0005.png")))
+
+
+def test_loop_keys_and_range():
+    from gan_core.latent import Waypoint, loop_keys_and_range
+
+    keys, start, end = loop_keys_and_range([Waypoint(0, seed=1), Waypoint(48, seed=7), Waypoint(96, seed=1)])
+    assert (start, end) == (0, 95) and [k.frame for k in keys] == [0, 48]
+    keys, start, end = loop_keys_and_range([Waypoint(0, seed=1), Waypoint(48, seed=7), Waypoint(96, seed=2)])
+    assert (start, end) == (0, 96) and len(keys) == 3

@@ -103,7 +103,7 @@ def test_refused_pickle_writes_nothing(tmp_path):
 def test_cli_imports_into_given_models_dir(tmp_path, capsys):
     data, _, _, _ = pickles.synthetic_snapshot(res=8, with_D=False)
     pkl = pickles.dump(data, tmp_path / "cli.pkl")
-    assert main(["import-pkl", str(pkl), "--models-dir", str(tmp_path / "m"), "--name", "From CLI"]) == 0
+    assert main(["import-pkl", str(pkl), "-o", str(tmp_path / "m"), "--name", "From CLI"]) == 0
     out = capsys.readouterr().out
     assert "From-CLI.safetensors" in out and "non-commercial" in out
     assert (tmp_path / "m" / "From-CLI.safetensors").is_file()
@@ -113,10 +113,10 @@ def test_cli_imports_into_given_models_dir(tmp_path, capsys):
 def test_cli_reports_bad_and_missing_files_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.pkl"
     bad.write_bytes(PKL.read_bytes()[:5000])
-    assert main(["import-pkl", str(bad), "--models-dir", str(tmp_path / "m")]) == 1
+    assert main(["import-pkl", str(bad), "-o", str(tmp_path / "m")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("latent-studio import-pkl: error:") and "truncated" in err and "\n" not in err
-    assert main(["import-pkl", str(tmp_path / "nope.pkl"), "--models-dir", str(tmp_path / "m")]) == 1
+    assert main(["import-pkl", str(tmp_path / "nope.pkl"), "-o", str(tmp_path / "m")]) == 1
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
 

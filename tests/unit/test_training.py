@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import os
 import signal
 import subprocess
@@ -358,12 +359,12 @@ def test_generator_only_base_gets_a_fresh_discriminator(tmp_path, data8):
 def test_cli_train_and_its_errors(tmp_path, data8, capsys):
     from server.cli import main
     out = tmp_path / "cli_run"
-    assert main(["train", "--data", str(data8), "--out", str(out), "--steps", "0"]) == 1
+    assert main(["train", "--data", str(data8), "-o", str(out), "--steps", "0"]) == 1
     assert "steps must be" in capsys.readouterr().err
     assert not out.exists()
-    rc = main(["train", "--data", str(data8), "--out", str(out), "--steps", "1", "--batch", "4", "--preset", "tiny",
+    rc = main(["train", "--data", str(data8), "-o", str(out), "--steps", "1", "--batch", "4", "--preset", "tiny",
                "--aug", "fixed", "--aug-p", "0.2", "--mirror", "--no-pl", "--snapshot-every", "1", "--device", "cpu",
-               "--no-progress-bar"])
+               "--quiet"])
     assert rc == 0
     assert "finished at step 1" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
@@ -371,12 +372,48 @@ def test_cli_train_and_its_errors(tmp_path, data8, capsys):
     assert load_training_state(out / "snapshots" / "state-000001.pt")["augment_p"] == pytest.approx(0.2)
 
 
+def test_cli_resume_says_so_and_a_finished_run_has_nothing_to_do(tmp_path, data8, capsys, one_torch_thread):
+    from server.cli import main
+    out = tmp_path / "run"
+    common = ["train", "--data", str(data8), "-o", str(out), "--batch", "4", "--preset", "tiny", "--device", "cpu",
+              "--snapshot-every", "2", "--report-every", "1"]
+    assert main([*common, "--steps", "6"]) == 0
+    first = capsys.readouterr()
+    assert "estimate:" in first.out and "MB per snapshot" in first.out
+    assert " 0%|" not in first.err  # the bar appears with the first progress line, not as a stray 0%
+    assert main([*common, "--steps", "8"]) == 0
+    resumed = capsys.readouterr()
+    assert "resuming from step 6" in resumed.out
+    rates = [float(r) for r in re.findall(r"([0-9.]+)step/s", resumed.err)]
+    assert all(rate < 10_000 for rate in rates), rates  # the bar counts only the new steps
+    before = (out / "progress.jsonl").read_text()
+    assert main([*common, "--steps", "8"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (out / "progress.jsonl").read_text() == before  # nothing was loaded or run
+
+
+def test_cli_base_by_model_name(tmp_path, data8, capsys, monkeypatch, one_torch_thread):
+    from gan_core.nn.networks import build_generator
+    from gan_core.models.checkpoint import save_network
+    from server.cli import main
+    from tests.support.training_data import MICRO8_NETWORKS
+    monkeypatch.setenv("LATENT_STUDIO_DATA", str(tmp_path / "data"))
+    G = build_generator(dict(c_dim=0, img_resolution=8, img_channels=3, **MICRO8_NETWORKS["G"]))
+    save_network(tmp_path / "data" / "models" / "micro.safetensors", G)
+    common = ["train", "--data", str(data8), "--batch", "4", "--steps", "1", "--device", "cpu", "--quiet"]
+    assert main([*common, "-o", str(tmp_path / "ft"), "--base", "micro"]) == 0
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["base"].endswith("models/micro.safetensors")
+    assert main([*common, "-o", str(tmp_path / "ft2"), "--base", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "'nope' is neither a file nor a model" in err and "micro" in err
+
+
 def test_cli_ctrl_c_stops_gracefully_with_a_final_snapshot(tmp_path, data8):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "train", "--data", str(data8), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "train", "--data", str(data8), "-o", str(out),
                              "--steps", "100000", "--batch", "4", "--preset", "tiny", "--snapshot-every", "100000",
-                             "--device", "cpu", "--report-every", "1", "--no-progress-bar"],
+                             "--device", "cpu", "--report-every", "1", "--quiet"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 240
@@ -391,8 +428,8 @@ def test_cli_ctrl_c_stops_gracefully_with_a_final_snapshot(tmp_path, data8):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, stderr.decode()
-    assert "stopped early" in stdout.decode()
+    assert proc.returncode == 130, stderr.decode()  # scripts can tell it was interrupted
+    assert "stopped early" in stdout.decode() and "run the same command again" in stderr.decode()
     steps = [s["step"] for s in list_snapshots(out)]
     assert steps[0] == 0 and len(steps) == 2 and steps[1] >= 1  # the final snapshot where it stopped
 

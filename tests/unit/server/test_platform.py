@@ -168,7 +168,8 @@ def test_loopback_detection():
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback("my-host.local")
 
 
-@pytest.mark.parametrize("bad", [{"max_upload_bytes": 0}, {"max_images": -1}, {"workers": 0}, {"max_compression_ratio": 1}, {"port": 70000}])
+@pytest.mark.parametrize("bad", [{"max_upload_bytes": 0}, {"max_images": -1}, {"workers": 0}, {"max_compression_ratio": 1}, {"port": 70000},
+                                 {"max_preparations": 0}, {"generate_queue": 0}, {"walk_queue": -1}])
 def test_config_refuses_nonsense(tmp_path, bad):
     with pytest.raises(ValueError):
         ServerConfig(data_dir=tmp_path, **bad)
