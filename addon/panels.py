@@ -5,13 +5,20 @@ from __future__ import annotations
 import bpy
 
 from . import bridge, render_dataset, watch
-from .core.formatting import eta
+from .core.formatting import eta, wrap
 from .core.joblist import model_choice
 
 
 def _image_thumb(layout, img):
     layout.template_icon(icon_value=layout.icon(img), scale=8.0)
     layout.label(text=f"Image: {img.name}", icon="IMAGE_DATA")
+
+
+def _wrapped(layout, text, icon):
+    """A long sentence as several labels (a label never wraps), the icon on the first."""
+    col = layout.column(align=True)
+    for i, line in enumerate(wrap(text)):
+        col.label(text=line, icon=icon if i == 0 else "BLANK1")
 
 
 class _LatentPanel:
@@ -144,12 +151,16 @@ class LATENT_PT_training(_LatentPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(s, "base_model")
         row.operator("latent.refresh_models", text="", icon="FILE_REFRESH")
+        row = layout.row(align=True)
+        row.operator("latent.refresh_models", text="Rescan Folder", icon="FILE_FOLDER").rescan = True
+        row.operator("latent.delete_model", icon="TRASH")
         col = layout.column(align=True)
         col.prop(s, "job_title")
         col.prop(s, "preset")
         col.prop(s, "steps")
         col.prop(s, "batch")
         col.prop(s, "snapshot_every")
+        col.prop(s, "keep_snapshots")
         col.prop(s, "augmentation")
         col.prop(s, "precision")
         col.prop(s, "mirror")
@@ -161,9 +172,14 @@ class LATENT_PT_training(_LatentPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("latent.job_action", text="Cancel", icon="CANCEL").action = "cancel"
         row.operator("latent.job_action", text="Continue", icon="PLAY").action = "resume"
+        row.operator("latent.delete_job", text="Delete", icon="TRASH")
         job = watch.selected_job(s)
         if job is not None and job.error:
             layout.label(text=job.error, icon="ERROR")
+        if job is not None and job.warning:  # a run that would take very long: before anything else
+            _wrapped(layout.box(), job.warning, "ERROR")
+        if job is not None and job.estimate:
+            _wrapped(layout, f"Estimate: {job.estimate}", "TIME")
         if job is not None:
             layout.label(text=f"Snapshots of '{job.title}'")
             layout.template_list("LATENT_UL_snapshots", "", s, "snapshots", s, "snapshot_index", rows=3)
@@ -248,6 +264,10 @@ class LATENT_PT_walk(_LatentPanel, bpy.types.Panel):
         layout.operator("latent.bake_walk", icon="RENDER_ANIMATION")
         if s.walk_image:
             layout.label(text=f"Last walk: {s.walk_image}", icon="SEQUENCE")
+        if s.walk_id:
+            row = layout.row()
+            row.label(text=f"On the server as walk {s.walk_id}")
+            row.operator("latent.delete_walk", icon="TRASH")
 
 
 _classes = (LATENT_UL_jobs, LATENT_UL_snapshots, LATENT_UL_waypoints, LATENT_PT_main, LATENT_PT_dataset,

@@ -8,7 +8,7 @@ class LATENT_AP_preferences(bpy.types.AddonPreferences):
 
     server_url: bpy.props.StringProperty(
         name="Server URL",
-        description="Address of the Latent Studio companion server",
+        description="Address of the Latent Studio companion server, as it prints it (with or without /api/v1)",
         default="http://127.0.0.1:7860",
     )
     token: bpy.props.StringProperty(

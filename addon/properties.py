@@ -12,16 +12,31 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        PointerProperty, StringProperty)
 
 from .core import limits
-from .core.formatting import SCRATCH_ITEM, model_items
+from .core.api import SCRATCH_MODEL
+from .core.formatting import SCRATCH_ITEM, library_models, model_items
 
 # Blender requirement: the list returned by a dynamic EnumProperty items callback must be
 # kept alive by Python, or the UI shows garbage. This module-level list is that reference.
 _model_items = [SCRATCH_ITEM]
+_library = {}  # id -> name of the listed models that sit in the server's models folder
 
 
-def set_model_items(models):
-    """Replace the cached base-model list with the server's list (main thread)."""
+def set_model_items(models, settings=None):
+    """Replace the cached base-model list with the server's list (main thread).
+
+    The enum stores a position in the list, which a new list shifts: `settings` keep their
+    model by id, or go back to "From scratch" when it is gone."""
+    keep = settings.base_model if settings is not None else None
     _model_items[:] = model_items(models)
+    _library.clear()
+    _library.update(library_models(models))
+    if settings is not None:
+        settings.base_model = keep if keep in [item[0] for item in _model_items] else SCRATCH_MODEL
+
+
+def library_model_name(model_id):
+    """The name of a model in the server's models folder, or None (scratch, a job's snapshot)."""
+    return _library.get(model_id)
 
 
 def _base_model_items(self, context):
@@ -77,6 +92,8 @@ class LATENT_PG_job(bpy.types.PropertyGroup):
     progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0)
     eta_s: FloatProperty(name="ETA (s)", default=-1.0)
     error: StringProperty(name="Why it failed")
+    estimate: StringProperty(name="Estimate", description="Time and disk measured on the first steps")
+    warning: StringProperty(name="Warning", description="Set when the run would take very long on this server")
 
 
 class LATENT_PG_snapshot(bpy.types.PropertyGroup):
@@ -137,6 +154,9 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     steps: IntProperty(name="Steps", default=5000, min=1, max=1000000)
     batch: IntProperty(name="Batch", default=16, min=1, max=limits.MAX_BATCH)
     snapshot_every: IntProperty(name="Snapshot every", default=500, min=1)
+    keep_snapshots: IntProperty(name="Keep Snapshots", default=0, min=0,
+                                description="0 keeps every snapshot; N keeps only the newest N (and the best by "
+                                            "metric), so a long run does not fill the server's disk")
     mirror: BoolProperty(name="Mirror", default=False, description="Also train on horizontally flipped images")
     augmentation: EnumProperty(name="Augmentation", items=limits.AUGMENTATIONS, default="ada")
     precision: EnumProperty(name="Precision", items=limits.PRECISIONS, default="auto",
@@ -181,6 +201,8 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     loop: BoolProperty(name="Loop", default=False)
     walk_psi: FloatProperty(name="Walk psi", default=0.7, min=limits.PSI_MIN, max=limits.PSI_MAX)
     walk_image: StringProperty(name="Walk image")
+    walk_id: StringProperty(name="Walk on the server", description="The server's id of the walk baked last; "
+                            "empty once its server copy is deleted")
 
 
 class LATENT_PG_status(bpy.types.PropertyGroup):

@@ -1,5 +1,5 @@
 """Following the server: the connection, the job list, the selected job's snapshots and
-sample grids, and the news that a training ended.
+sample grids, and the news that a training ended (or, by its first steps, would take very long).
 
 One poll runs at a time on a worker (`core.work.poll_jobs`); the main-thread timer starts
 the next when `core.poller.PollSchedule` says so: every few seconds while a job runs,
@@ -18,6 +18,7 @@ import bpy
 from . import bridge, storage
 from .core import api, joblist, work
 from .core.client import ClientError
+from .core.formatting import estimate_warning
 from .core.poller import PollSchedule
 
 SAMPLE_IMAGE = "Latent Samples job {}"  # one image per job, replaced as its grid improves
@@ -200,6 +201,7 @@ def apply_jobs(scene, jobs, select_id=None):
     """Show `jobs`, keep (or move to `select_id`) the selection, announce jobs that ended."""
     s = scene.latent
     known = {row.job_id: row.state for row in s.jobs}
+    warned = {row.job_id: row.warning for row in s.jobs}
     keep = select_id or selected_job_id(s)
     rows = joblist.job_rows(jobs)
     with _Syncing():
@@ -212,7 +214,15 @@ def apply_jobs(scene, jobs, select_id=None):
         s.job_index = joblist.index_of(ids, keep, fallback=max(0, len(ids) - 1))  # none kept: the newest
     for job in joblist.finished_since(known, jobs):
         _announce(scene, job)
+    for job in joblist.warned_since(warned, jobs):
+        _warn(job)
     follow_selection(scene)
+
+
+def _warn(job):
+    """Once per job: its first steps say the run would take very long (a CPU run)."""
+    title = job["title"] or f"job {job['id']}"
+    bridge.notify("WARNING", f"Training '{title}': {estimate_warning(job['estimate'])}")
 
 
 def _announce(scene, job):

@@ -200,14 +200,37 @@ def profile_ours(run: _Run, steps: int, top: int = 15) -> dict:
     def device_us(e) -> float:
         return float(getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0)) or 0.0)
 
+    syncs = _host_syncs(run, steps=min(steps, 4)) if cuda else None
     key = device_us if cuda else (lambda e: float(e.self_cpu_time_total))
     rows = sorted(events, key=key, reverse=True)[:top]
     total_device_ms = sum(device_us(e) for e in events) / 1000
-    return {"steps": steps, "wall_ms": round(wall * 1000, 1),
+    return {"steps": steps, "wall_ms": round(wall * 1000, 1), "host_syncs": syncs,
             "device_busy_ms": round(total_device_ms, 1) if cuda else None,
             "device_busy_share": round(total_device_ms / (wall * 1000), 3) if cuda else None,
             "top_ops": [{"name": e.key, "calls": int(e.count), "self_cpu_ms": round(e.self_cpu_time_total / 1000, 2),
                          "self_device_ms": round(device_us(e) / 1000, 2) if cuda else None} for e in rows]}
+
+
+def _host_syncs(run: _Run, steps: int) -> dict:
+    """Where our step waits for the GPU: torch's sync debug mode warns at every synchronising
+    call; the distinct call sites (file:line of the warning) and how often each fired."""
+    import warnings
+
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(steps):
+                run.train_step()
+            _sync(run.device)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    sites: dict[str, int] = {}
+    for w in caught:
+        if "synchroniz" in str(w.message):
+            where = f"{Path(w.filename).name}:{w.lineno}"
+            sites[where] = sites.get(where, 0) + 1
+    return {"steps": steps, "per_step": round(sum(sites.values()) / steps, 2), "sites": sites}
 
 
 # ------------------------------------------------------------------ side by side with the reference
@@ -280,8 +303,7 @@ def side_by_side(args) -> dict:
                    "rounds_s": {name: [round(x, 3) for x in t] for name, t in times.items()},
                    "ours_precision": ours.precision,
                    "reference_precision": f"fp16 in the top {reduced} resolutions" if reduced else "fp32",
-                   "ada_p_end": {"ours": ours.augment.p if ours.augment else 0.0,
-                                                                   "reference": theirs.augment_p}}
+                   "ada_p_end": {"ours": ours.augment.p if ours.augment else 0.0, "reference": theirs.augment_p}}
             if args.profile_steps and case == args.cases[-1]:
                 _backend_flags(ours.device, not args.no_tf32)
                 try:  # the profiler needs CUPTI; its failure must not cost the timings above
@@ -372,7 +394,10 @@ def main(argv=None) -> dict:
         if args.device == "all" and not args.skip_cuda and torch.cuda.is_available():
             devices.append("cuda")
         for device in devices:
-            result[device] = _rows(args, device)
+            try:
+                result[device] = _rows(args, device)
+            except ValueError as exc:  # a precision the device does not offer, and the like
+                raise SystemExit(f"bench_training: {exc}") from None
         cpu = {r["case"]: r["sec_per_kimg"] for r in result.get("cpu", []) if r["resolution"] == 32}
         for case in ("ada_start", "fixed_p05"):
             if "off" in cpu and case in cpu:

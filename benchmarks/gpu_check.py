@@ -109,7 +109,7 @@ def section_pytest_gpu(args, sizes) -> dict:
         code, stdout, stderr = "timeout", _text(exc.stdout), _text(exc.stderr)
     print(stdout[-20000:], stderr[-5000:], sep="\n")
     lines = [ln for ln in stdout.splitlines() if ln.strip()]
-    return {"exit_code": code, "summary": lines[-1] if lines else "",
+    return {"exit_code": code, "passed": code == 0, "summary": lines[-1] if lines else "",
             "failed": [ln for ln in lines if ln.startswith(("FAILED", "ERROR"))]}
 
 
@@ -259,12 +259,12 @@ def section_e2e(args, sizes) -> dict:
         s.headers.update(server.headers)
 
         def wait(path, done, timeout):
-            deadline = time.monotonic() + timeout
+            deadline, body = time.monotonic() + timeout, None
             while time.monotonic() < deadline:
                 body = s.get(server.api(path), timeout=30).json()
                 if done(body):
                     return body
-                time.sleep(0.2)
+                time.sleep(0.05)
             raise RuntimeError(f"timed out waiting on {path}: {body}")
 
         try:
@@ -313,6 +313,8 @@ def section_e2e(args, sizes) -> dict:
                            "frames_per_s_end_to_end": round(walk["frames_total"] / walk_s, 1)}
             out["passed"] = (walk["state"] == "completed" and len(on_disk) == frames
                              and out["generate"]["content_type"] in ("image/png", "application/zip"))
+        except Exception as exc:  # keep what was learnt before the failure
+            out.update(passed=False, error=f"{type(exc).__name__}: {exc}")
         finally:
             stop_server(server.process, timeout=60)
             log = server.log()
@@ -350,7 +352,7 @@ def _child(args) -> int:
     args.started = time.monotonic()
     try:
         result = globals()[f"section_{args.section}"](args, sizes)
-        code = 0
+        code = 1 if result.get("passed") is False or "error" in result else 0
     except Exception as exc:
         traceback.print_exc()
         result, code = {"error": f"{type(exc).__name__}: {exc}"}, 1

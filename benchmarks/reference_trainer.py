@@ -50,6 +50,7 @@ def _distutils_shim() -> None:
         package = types.ModuleType("distutils")
         package.util = util
         sys.modules.update({"distutils": package, "distutils.util": util})
+        print("reference_trainer: no distutils here; dnnlib gets a strtobool shim", file=sys.stderr)
 
 
 def load(ref_dir) -> types.SimpleNamespace:
@@ -99,6 +100,8 @@ def _infinite_sampler(ref, dataset, seed: int):
     try:
         return cls(dataset=dataset, seed=seed)
     except TypeError:
+        print("reference_trainer: its InfiniteSampler.__init__ fails on this torch; made without it",
+              file=sys.stderr)
         sampler = cls.__new__(cls)
         sampler.dataset, sampler.rank, sampler.num_replicas = dataset, 0, 1
         sampler.shuffle, sampler.seed, sampler.window_size = True, seed, 0.5

@@ -32,7 +32,12 @@ JOB_WATCHED_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING)
 # A job that reaches one of these is announced once ("interrupted" is not an end: the server
 # queues it again when it starts).
 JOB_FINISHED_STATES = (JOB_COMPLETED, JOB_CANCELLED, JOB_FAILED)
-JOB_FIELDS = ("id", "title", "state", "step", "steps", "kimg", "eta_s", "error")
+# The server refuses to delete a job in one of these (409 job_active): "interrupted" is
+# queued again when the server starts.
+JOB_ACTIVE_STATES = (JOB_QUEUED, JOB_RUNNING, JOB_CANCELLING, JOB_INTERRUPTED)
+JOB_FIELDS = ("id", "title", "state", "step", "steps", "kimg", "eta_s", "error", "estimate")
+# A job's "estimate": null until the worker timed its first steps; `warning` is a sentence or null.
+ESTIMATE_FIELDS = ("step", "sec_per_step", "eta_s", "snapshot_bytes", "snapshots_kept", "disk_bytes", "warning")
 JOBS = "jobs"
 SNAPSHOTS = "snapshots"
 SNAPSHOT_FIELDS = ("step", "kimg")
@@ -42,6 +47,9 @@ MODELS = "models"
 REFUSED = "refused"
 MODEL_FIELDS = ("id", "name", "kind", "resolution")
 SCRATCH_MODEL = "scratch"  # the base_model that means "train from random weights"
+# Models in the server's models folder: the only kinds DELETE /models/{id} removes (a job's
+# snapshot goes with its job).
+LIBRARY_MODEL_KINDS = ("checkpoint", "imported")
 
 # -- latent walks: POST /walks and GET /walks/{id} -> {"id", "state", "error", "frames_done", "frames_total"}
 WALK_QUEUED = "queued"

@@ -7,7 +7,7 @@ has a timeout; every failure becomes a ClientError whose message a user understa
 from __future__ import annotations
 
 import os
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 from urllib3.exceptions import ProtocolError  # ships with requests (and with Blender)
@@ -26,6 +26,8 @@ ROUTES = {
     "dataset_report": ("GET", "/datasets/{dataset_id}/report"),
     "download_preview": ("GET", "/datasets/{dataset_id}/preview"),
     "list_models": ("GET", "/models"),
+    "rescan_models": ("POST", "/models/rescan"),
+    "delete_model": ("DELETE", "/models/{model_id}"),
     "create_job": ("POST", "/jobs"),
     "list_jobs": ("GET", "/jobs"),
     "cancel_job": ("POST", "/jobs/{job_id}/cancel"),
@@ -33,10 +35,12 @@ ROUTES = {
     "list_snapshots": ("GET", "/jobs/{job_id}/snapshots"),
     "download_grid": ("GET", "/jobs/{job_id}/grid.png"),
     "download_snapshot_grid": ("GET", "/jobs/{job_id}/snapshots/{step}/grid.png"),
+    "delete_job": ("DELETE", "/jobs/{job_id}"),
     "generate": ("POST", "/generate"),
     "create_walk": ("POST", "/walks"),
     "get_walk": ("GET", "/walks/{walk_id}"),
     "download_walk": ("GET", "/walks/{walk_id}/frames.zip"),
+    "delete_walk": ("DELETE", "/walks/{walk_id}"),
 }
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -60,12 +64,17 @@ def is_local_url(url):
 
 
 def check_url(url):
-    """Raise ClientError unless `url` is a usable http(s) server address; return it normalised."""
+    """Raise ClientError unless `url` is a usable http(s) server address; return it normalised:
+    no trailing slash and no API prefix, as the server prints its address with /api/v1 and
+    users paste it from there (the client adds the prefix to every route itself)."""
     url = (url or "").strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ClientError(f"Server URL {url!r} is not an http:// or https:// address")
-    return url.rstrip("/")
+    path = parts.path.rstrip("/")
+    if path.endswith(API_PREFIX):
+        path = path[:-len(API_PREFIX)].rstrip("/")
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))  # routes are appended to it
 
 
 class _ProgressReader:
@@ -119,16 +128,18 @@ class LatentClient:
     def request(self, method, path, *, json_body=None, data=None, params=None, headers=None,
                 timeout=None, stream=False):
         url = self.url(path)
+        wait = timeout or self.timeout
+        read_wait = wait[-1] if isinstance(wait, tuple) else wait  # (connect, read) or one for both
         try:
             resp = self.session.request(
                 method, url, json=json_body, data=data, params=params, headers=self._headers(headers),
-                timeout=timeout or self.timeout, stream=stream,
+                timeout=wait, stream=stream,
             )
         except requests.exceptions.ConnectTimeout:
             raise ClientError(f"Timed out connecting to the server at {self.base_url}") from None
         except requests.exceptions.ReadTimeout:
             raise ClientError(
-                f"The server at {self.base_url} did not answer within {timeout or self.timeout:g} s"
+                f"The server at {self.base_url} did not answer within {read_wait:g} s"
             ) from None
         except requests.exceptions.ConnectionError as exc:
             if isinstance(getattr(exc, "__context__", None), ClientError):
@@ -247,8 +258,20 @@ class LatentClient:
     def download_preview(self, dataset_id, dest):
         return self.download(*self.route("download_preview", dataset_id=dataset_id), dest)[0]
 
+    def _delete(self, name, **params):
+        """DELETE answers 204 without a body: nothing to read."""
+        self.request(*self.route(name, **params))
+
     def list_models(self):
         return self._json_call("list_models")
+
+    def rescan_models(self):
+        """Like list_models, after the server imported what is new in its models folder (slow)."""
+        method, path = self.route("rescan_models")
+        return self._json(self.request(method, path, json_body={}, timeout=(self.timeout, self.long_timeout)))
+
+    def delete_model(self, model_id):
+        self._delete("delete_model", model_id=model_id)
 
     def create_job(self, body):
         return self._json_call("create_job", body)
@@ -273,6 +296,9 @@ class LatentClient:
         """The sample grid of one snapshot (so the add-on knows which step it shows)."""
         return self.download(*self.route("download_snapshot_grid", job_id=job_id, step=step), dest)[0]
 
+    def delete_job(self, job_id):
+        self._delete("delete_job", job_id=job_id)
+
     def generate(self, body, dest, should_stop=None):
         """Writes the PNG (one seed) or zip (several) answer to `dest`; returns its content type."""
         return self.download(*self.route("generate"), dest, json_body=body, should_stop=should_stop)[1]
@@ -286,3 +312,6 @@ class LatentClient:
     def download_walk(self, walk_id, dest, on_progress=None, should_stop=None):
         return self.download(*self.route("download_walk", walk_id=walk_id), dest, on_progress=on_progress,
                              should_stop=should_stop)[0]
+
+    def delete_walk(self, walk_id):
+        self._delete("delete_walk", walk_id=walk_id)

@@ -1,8 +1,12 @@
-"""Text for the UI made from server answers: durations, health, dataset reports, model lists."""
+"""Text for the UI made from server answers: durations, sizes, estimates, health, dataset reports,
+model lists."""
 
 from __future__ import annotations
 
-from .api import SCRATCH_MODEL
+import math
+import textwrap
+
+from .api import LIBRARY_MODEL_KINDS, SCRATCH_MODEL
 
 SCRATCH_ITEM = (SCRATCH_MODEL, "From scratch", "Train a new model from random weights")
 
@@ -15,6 +19,47 @@ def eta(seconds):
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def duration(seconds):
+    """'58 s' / '12 min' / '40.1 h' / '3.2 days': a long wait in the words the CLI uses."""
+    if seconds < 90:
+        return f"{math.ceil(seconds)} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def size(nbytes):
+    """'180 MB' / '2.0 GB' (decimal units, as disks are sold; a unit up where rounding reaches 1000)."""
+    if nbytes >= 999.5e6:
+        return f"{nbytes / 1e9:.1f} GB"
+    if nbytes >= 999.5e3:
+        return f"{nbytes / 1e6:.0f} MB"
+    return f"{max(1, round(nbytes / 1e3))} kB"
+
+
+def estimate_text(estimate, steps):
+    """A job's measured estimate for the panel: 'about 40.1 h for 4999 steps, 180 MB per
+    snapshot, 2.0 GB at the end'; '' until the server has one."""
+    if not estimate:
+        return ""
+    left = max(0, int(steps) - int(estimate["step"]))
+    return (f"about {duration(estimate['eta_s'])} for {left} steps, {size(estimate['snapshot_bytes'])} per snapshot, "
+            f"{size(estimate['disk_bytes'])} at the end")
+
+
+def estimate_warning(estimate):
+    """The estimate's warning (a slow CPU run) as a sentence of its own; '' when there is none."""
+    warning = str((estimate or {}).get("warning") or "").strip()
+    return (warning[0].upper() + warning[1:]) if warning else ""
+
+
+def wrap(text, width=60):
+    """`text` as panel lines of about `width` characters (a label does not wrap by itself)."""
+    return textwrap.wrap(text, width) or [""]
 
 
 def describe_health(info):
@@ -47,6 +92,11 @@ def model_items(models):
         label = m["name"] or mid
         items.append((mid, f"{label} ({res}px)" if res else label, f"{m['kind']}: {mid}"))
     return items
+
+
+def library_models(models):
+    """{id: name} of the models the server's models folder holds (the ones a user may delete)."""
+    return {str(m["id"]): m["name"] or str(m["id"]) for m in models if m["kind"] in LIBRARY_MODEL_KINDS}
 
 
 def model_label(model):

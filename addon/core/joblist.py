@@ -6,7 +6,8 @@ hold and which row stays selected, so the bpy side only copies them over.
 
 from __future__ import annotations
 
-from .api import JOB_FAILED, JOB_FINISHED_STATES
+from .api import JOB_FAILED, JOB_FINISHED_STATES, JOB_WATCHED_STATES
+from .formatting import estimate_text, estimate_warning
 from .messages import job_failure
 
 
@@ -27,6 +28,8 @@ def job_rows(jobs):
             "progress": min(1.0, step / steps) if steps else 0.0,
             "eta_s": float(eta) if isinstance(eta, (int, float)) else -1.0,  # null until the first report
             "error": job_failure(j["error"]) if j["state"] == JOB_FAILED else "",
+            "estimate": estimate_text(j["estimate"], steps),  # '' until the worker timed its first steps
+            "warning": estimate_warning(j["estimate"]),
         })
     return rows
 
@@ -51,6 +54,14 @@ def finished_since(known_states, jobs):
         if before is not None and before not in JOB_FINISHED_STATES and j["state"] in JOB_FINISHED_STATES:
             out.append(j)
     return out
+
+
+def warned_since(known_warnings, jobs):
+    """Jobs of `jobs` still going whose estimate brought a warning `known_warnings` ({job id:
+    warning shown so far}) did not have: each warning is announced once, while it matters."""
+    return [j for j in jobs
+            if j["state"] in JOB_WATCHED_STATES and estimate_warning(j["estimate"])
+            and not known_warnings.get(str(j["id"]))]
 
 
 def newest_step(snapshots):

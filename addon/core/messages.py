@@ -88,6 +88,10 @@ HINTS = {
     "payload_too_large": "Use fewer or smaller images, or raise the server's upload limit",
     "illegal_state_transition": "Refresh Jobs to see the job's current state",
     "walk_not_ready": "Wait for the walk to finish",
+    # deletes refused while the thing is in use (nothing was removed)
+    "job_active": "Nothing was deleted",
+    "model_in_use": "Nothing was deleted; Refresh Jobs to see which jobs are still going",
+    "walk_active": "Nothing was deleted",
 }
 
 

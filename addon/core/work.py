@@ -97,9 +97,38 @@ def upload_and_prepare(task, client, folder, name, options, preview_dir, poll_in
     return {"dataset": info, "report": report, "preview": preview, "uploaded": count}
 
 
-def fetch_models(task, client):
-    data = client.list_models()
-    return {"models": data[api.MODELS], "refused": data[api.REFUSED]}
+def fetch_models(task, client, rescan=False):
+    """The base-model list; `rescan` first has the server import what is new in its models folder."""
+    data = client.rescan_models() if rescan else client.list_models()
+    return {"models": data[api.MODELS], "refused": data[api.REFUSED], "rescanned": rescan}
+
+
+def _delete(call, thing_id, gone_code):
+    """Run a DELETE; True when it removed the thing, False when the server no longer had it
+    (gone is what the user asked for; any other refusal is raised with its message)."""
+    try:
+        call(thing_id)
+    except ClientError as exc:
+        if exc.status == 404 and exc.code == gone_code:
+            return False
+        raise
+    return True
+
+
+def delete_job(task, client, job_id):
+    """Delete a finished job and its run folder; its snapshots leave the job and model lists."""
+    existed = _delete(client.delete_job, job_id, "job_not_found")
+    return {"job_id": job_id, "existed": existed, "jobs": client.list_jobs()[api.JOBS], **fetch_models(task, client)}
+
+
+def delete_model(task, client, model_id):
+    existed = _delete(client.delete_model, model_id, "model_not_found")
+    return {"model_id": model_id, "existed": existed, **fetch_models(task, client)}
+
+
+def delete_walk(task, client, walk_id):
+    """The server's copy of a walk (its frames there); the frames the add-on downloaded stay."""
+    return {"walk_id": walk_id, "existed": _delete(client.delete_walk, walk_id, "walk_not_found")}
 
 
 def start_job(task, client, body):

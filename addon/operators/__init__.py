@@ -10,10 +10,10 @@ from __future__ import annotations
 import bpy
 
 from .. import render_dataset
-from . import connection, dataset, generate, render, training, walk
+from . import connection, dataset, delete, generate, render, training, walk
 
 _classes = (*connection.classes, *render.classes, *dataset.classes, *training.classes, *generate.classes,
-            *walk.classes)
+            *walk.classes, *delete.classes)
 _register, _unregister = bpy.utils.register_classes_factory(_classes)
 
 

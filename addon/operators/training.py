@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty
+from bpy.props import BoolProperty, EnumProperty
 
 from .. import bridge, properties, watch
 from ..core import api, work
 from ..core.messages import server_text
-from .base import Refused, ServerOperator, selected_job, selected_job_id
+from .base import Refused, ServerOperator, scene_from, selected_job, selected_job_id
 
 
 class LATENT_OT_refresh_models(ServerOperator, bpy.types.Operator):
@@ -17,16 +17,29 @@ class LATENT_OT_refresh_models(ServerOperator, bpy.types.Operator):
     bl_idname = "latent.refresh_models"
     bl_label = "Refresh Models"
 
+    rescan: BoolProperty(name="Rescan", default=False, options={"SKIP_SAVE"},
+                         description="First have the server import the models newly copied into its models folder")
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.rescan:
+            return ("Look for models you copied into the server's models folder (importing .pkl files can take a "
+                    "minute), then fetch the list: no server restart needed")
+        return cls.__doc__
+
     def start(self, context, client, plan):
-        bridge.runner.submit("refresh_models", work.fetch_models, client, label="Refresh models",
+        label = "Rescan models folder" if self.rescan else "Refresh models"
+        bridge.runner.submit("refresh_models", work.fetch_models, client, self.rescan, label=label,
                              context={"scene": context.scene.name}, on_result=_models_loaded)
         return {"FINISHED"}
 
 
 def _models_loaded(msg):
-    properties.set_model_items(msg.payload["models"])
+    properties.set_model_items(msg.payload["models"], scene_from(msg).latent)
     refused = msg.payload["refused"]
     text = f"{len(msg.payload['models'])} models"
+    if msg.payload["rescanned"]:
+        text = "Models folder scanned: " + text
     if refused:
         text += f", {len(refused)} refused: " + "; ".join(server_text(f"{r['file']}: {r['reason']}")
                                                            for r in refused[:3])
@@ -63,6 +76,8 @@ class LATENT_OT_start_training(ServerOperator, bpy.types.Operator):
             body["preset"] = s.preset
         if s.precision != "auto":
             body["precision"] = s.precision
+        if s.keep_snapshots:  # 0 keeps all: the server's default, so not sent
+            body["keep_snapshots"] = s.keep_snapshots
         bridge.runner.submit("start_job", work.start_job, client, body, label="Start training",
                              context={"scene": context.scene.name}, on_result=watch.job_changed)
         self.report({"INFO"}, "Starting training")

@@ -110,6 +110,7 @@ def _walk_baked(msg):
     _mat, _node, note = materials.setup_sequence(msg.context["object"], img.name, msg.context["frame_start"],
                                                  p["count"], p["first"])
     scene_from(msg).latent.walk_image = img.name
+    scene_from(msg).latent.walk_id = str(p["walk_id"])  # its server copy can be deleted now
     bridge.notify("INFO", f"Walk baked from {model_label(p['model'])}: {p['count']} frames in {p['folder']}"
                   + (f" ({note})" if note else ""))
 

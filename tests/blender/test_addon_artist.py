@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from server.addon_build import build_addon
 from tests.support.addon_session import addon_script
-from tests.support.blender import run_blender
+from tests.support.blender import merged, run_blender
 from tests.support.server_process import start_server, stop_server
 
 pytestmark = [pytest.mark.blender, pytest.mark.e2e, pytest.mark.slow]
@@ -43,18 +42,6 @@ DATASET_STEPS = textwrap.dedent(
         bpy.ops.latent.start_training()
     """
 )
-
-
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory):
-    return build_addon(tmp_path_factory.mktemp("dist"))
-
-
-def merged(results):
-    out = {}
-    for r in results:
-        out.update(r)
-    return out
 
 
 def test_follow_pick_generate_save_reopen_move_and_a_second_blend(addon_zip, tmp_path):

@@ -6,16 +6,9 @@ import zipfile
 
 import pytest
 
-from server.addon_build import build_addon
-
 from tests.support.blender import run_blender
 
 pytestmark = pytest.mark.blender
-
-
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory):
-    return build_addon(tmp_path_factory.mktemp("dist"))
 
 
 def test_build_produces_a_valid_zip(addon_zip):

@@ -9,25 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from server.addon_build import build_addon
-
-from tests.support.blender import run_blender
+from tests.support.blender import merged, run_blender
 
 pytestmark = pytest.mark.blender
 
 MOD = "bl_ext.user_default.latent_studio"
-
-
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory):
-    return build_addon(tmp_path_factory.mktemp("dist"))
-
-
-def merged(results):
-    out = {}
-    for r in results:
-        out.update(r)
-    return out
 
 
 def test_render_dataset_restores_the_users_scene(addon_zip, tmp_path):

@@ -15,7 +15,6 @@ import textwrap
 import pytest
 
 from addon.core import limits
-from server.addon_build import build_addon
 from tests.support.blender import run_blender
 
 pytestmark = pytest.mark.blender
@@ -186,13 +185,15 @@ DRAW_SCRIPT = textwrap.dedent(
         job = s.jobs.add()
         job.job_id, job.title, job.state, job.step, job.steps, job.eta_s = str(i + 1), f"job {i}", state, 5, 10, 70.0
     s.jobs[1].error = "Training stopped because of a problem on the server"
+    s.jobs[1].estimate = "about 40.1 h for 4999 steps, 180 MB per snapshot, 2.0 GB at the end"
+    s.jobs[1].warning = "On this CPU the run needs about 40.1 h: choose a smaller preset (tiny or small)"
     s.job_index = 1
     snap = s.snapshots.add()
     snap.step, snap.kimg = 10, 0.04
     s.sample_image = bpy.data.images.new("grid", 4, 4).name
     s.sample_step = 10
     s.training_notice, s.notice_image = "Training 'job 0' finished", bpy.data.images.new("grid 1", 4, 4).name
-    s.walk_image = "Latent Walk Scene_001"
+    s.walk_image, s.walk_id = "Latent Walk Scene_001", "4"  # its server copy can be deleted
     watch.schedule.stop()  # selecting job 2 asked for its snapshots: no server here to ask
     s.last_image = bpy.data.images.new("Latent seed 3", 4, 4).name
     bpy.ops.latent.add_waypoint(seed=1)
@@ -212,6 +213,28 @@ DRAW_SCRIPT = textwrap.dedent(
     for level in ("ERROR", "INFO"):
         status.message_level = level
         draw_everything()
+
+    # 4. the delete buttons ask first: what invoke() passes to invoke_confirm must exist there
+    confirm = {p.identifier: p for p in bpy.types.WindowManager.bl_rna.functions["invoke_confirm"].parameters}
+    asked = {}
+    class ConfirmRecorder:
+        def invoke_confirm(self, operator, event, **kwargs):
+            for key, value in kwargs.items():
+                if key not in confirm:
+                    problems.append(f"invoke_confirm() has no keyword {key!r}")
+                elif confirm[key].type == "ENUM" and value not in confirm[key].enum_items.keys():
+                    problems.append(f"invoke_confirm() {key} has no item {value!r}")
+            asked[operator.bl_label] = [kwargs.get("title"), kwargs.get("message"), kwargs.get("confirm_text")]
+            return {"RUNNING_MODAL"}
+    importlib.import_module(MOD + ".properties").set_model_items(
+        [{"id": "ffhq", "name": "FFHQ", "kind": "imported", "resolution": 32}], s)
+    s.base_model = "ffhq"
+    asking = types.SimpleNamespace(window_manager=ConfirmRecorder(), scene=context.scene)
+    for name in ("delete_job", "delete_model", "delete_walk"):
+        cls = getattr(bpy.types, "LATENT_OT_" + name)
+        operator = types.SimpleNamespace(bl_label=cls.bl_label, question=lambda c, cls=cls: cls.question(None, c))
+        cls.invoke(operator, asking, None)
+    emit({"confirm": asked})
 
     missing = {f"{os.path.basename(p)}:{n}": text for (p, n), text in draw_statements().items() if (p, n) not in ran}
     # the online-access hint shows only when Blender's online access is off
@@ -243,11 +266,6 @@ DRAW_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def addon_zip(tmp_path_factory):
-    return build_addon(tmp_path_factory.mktemp("dist"))
-
-
 def test_every_panel_draws_only_existing_properties_and_operators(addon_zip, tmp_path):
     r = {}
     for item in run_blender(f"ADDON_ZIP = {str(addon_zip)!r}\n" + DRAW_SCRIPT, home=tmp_path / "home", timeout=240):
@@ -265,6 +283,13 @@ def test_every_panel_draws_only_existing_properties_and_operators(addon_zip, tmp
                      "no UIList 'LATENT_UL_nothing'"):
         assert expected in broken, broken
     assert len(r["broken"]) == 8
+    assert r["confirm"] == {
+        "Delete Job": ["Delete Job", "Delete job 'job 1' on the server, with all its snapshots and sample grids? "
+                       "Images already in Blender stay.", "Delete"],
+        "Delete Model": ["Delete Model", "Delete base model 'FFHQ' from the server's models folder, with the .pkl it "
+                         "came from? Jobs trained from it keep their snapshots.", "Delete"],
+        "Delete Server Copy": ["Delete Server Copy", "Delete walk 4 on the server? Its frames in Blender "
+                               "(Latent Walk Scene_001) stay and keep playing.", "Delete"]}
 
     # the enums and ranges the server validates are built from addon/core/limits.py
     assert r["enums"] == {

@@ -49,3 +49,11 @@ def run_blender(script: str, home: Path, timeout: float = 600, env: dict | None 
         raise AssertionError(f"blender script failed (exit {proc.returncode}):\n{output[-8000:]}")
     results = [json.loads(line[len(RESULT_MARKER):]) for line in proc.stdout.splitlines() if line.startswith(RESULT_MARKER)]
     return results
+
+
+def merged(results: list[dict]) -> dict:
+    """The dicts a Blender script reported, merged in order."""
+    out = {}
+    for r in results:
+        out.update(r)
+    return out

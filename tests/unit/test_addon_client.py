@@ -62,6 +62,9 @@ class FakeServer:
             def do_POST(self):
                 self._handle("POST")
 
+            def do_DELETE(self):
+                self._handle("DELETE")
+
         class Quiet(ThreadingHTTPServer):
             daemon_threads = True
 
@@ -149,6 +152,23 @@ def test_non_json_error_and_non_json_success(server):
         c.list_models()
 
 
+@pytest.mark.parametrize("suffix", ["", "/", "/api/v1", "/api/v1/", " /api/v1// "])
+def test_the_address_works_with_or_without_the_api_prefix(server, suffix):
+    # the server prints http://127.0.0.1:7860/api/v1; users paste it with or without the prefix
+    server.json_route("GET", "/api/v1/health", {"status": "ok", "version": "1", "device": "cpu", "device_name": None})
+    c = LatentClient(" " + server.url + suffix.strip() + " ")
+    assert c.base_url == server.url
+    assert c.health()["status"] == "ok"
+    assert [r["path"] for r in server.requests] == ["/api/v1/health"]
+
+
+def test_the_address_keeps_a_path_in_front_of_the_api():
+    # a server behind a proxy at /latent: only the API prefix and trailing slashes go
+    assert client_mod.check_url("https://example.com/latent/api/v1/") == "https://example.com/latent"
+    assert client_mod.check_url("http://127.0.0.1:7860/?x=1#top") == "http://127.0.0.1:7860"
+    assert client_mod.check_url("http://[::1]:7860/api/v1") == "http://[::1]:7860"
+
+
 def test_bad_url_rejected():
     with pytest.raises(ClientError, match="not an http"):
         LatentClient("ftp://example.com")
@@ -190,6 +210,19 @@ def test_upload_cancel(server, tmp_path):
         c.upload_dataset(str(src), on_progress=lambda d, t: seen.append(d), should_stop=lambda: len(seen) >= 2)
 
 
+def test_slow_answer_to_an_upload_names_the_wait(server, tmp_path):
+    # uploads wait (connect, read) seconds: the message names the read wait
+    def slow(handler, body):
+        time.sleep(1.5)
+        return 201, {"Content-Type": "application/json"}, b"{}"
+
+    server.routes[("POST", "/api/v1/datasets")] = slow
+    src = tmp_path / "d.zip"
+    src.write_bytes(b"PK")
+    with pytest.raises(ClientError, match="did not answer within 0.3 s"):
+        LatentClient(server.url, timeout=5, long_timeout=0.3).upload_dataset(str(src))
+
+
 def test_download_to_file(server, tmp_path):
     blob = b"\x89PNG" + bytes(200_000)
     server.routes[("GET", "/api/v1/jobs/7/grid.png")] = lambda h, b: (200, {"Content-Type": "image/png"}, blob)
@@ -209,7 +242,7 @@ def test_download_error_leaves_no_file(server, tmp_path):
 
 
 # One sample call per client method: the request it sends must be its ROUTES entry.
-SAMPLE_PARAMS = {"dataset_id": "d 1/x", "job_id": 7, "walk_id": 3, "step": 40}
+SAMPLE_PARAMS = {"dataset_id": "d 1/x", "job_id": 7, "walk_id": 3, "step": 40, "model_id": "ffhq v2"}
 
 
 def _zip_file(tmp):
@@ -226,6 +259,10 @@ SAMPLE_CALLS = {
     "dataset_report": lambda c, tmp: c.dataset_report("d 1/x"),
     "download_preview": lambda c, tmp: c.download_preview("d 1/x", str(tmp / "p.png")),
     "list_models": lambda c, tmp: c.list_models(),
+    "rescan_models": lambda c, tmp: c.rescan_models(),
+    "delete_model": lambda c, tmp: c.delete_model("ffhq v2"),
+    "delete_job": lambda c, tmp: c.delete_job(7),
+    "delete_walk": lambda c, tmp: c.delete_walk(3),
     "create_job": lambda c, tmp: c.create_job({}),
     "list_jobs": lambda c, tmp: c.list_jobs(),
     "cancel_job": lambda c, tmp: c.cancel_job(7),
@@ -253,6 +290,83 @@ def test_each_method_sends_its_route(server, tmp_path, name):
     method, template = ROUTES[name]
     path = "/api/v1" + template.format(**{k: quote(str(v), safe="") for k, v in SAMPLE_PARAMS.items()})
     assert [(r["method"], r["path"]) for r in server.requests] == [(method, path)]
+
+
+JOB_ACTIVE = {"error": {"code": "job_active",
+                        "message": "job 7 is running: cancel it and wait until it has stopped, then delete it"}}
+
+
+@pytest.mark.parametrize("name, path", [("delete_job", "/api/v1/jobs/7"), ("delete_walk", "/api/v1/walks/3"),
+                                        ("delete_model", "/api/v1/models/ffhq%20v2")])
+def test_deletes_read_no_body_and_refusals_are_words(server, tmp_path, name, path):
+    server.routes[("DELETE", path)] = lambda h, b: (204, {}, b"")  # 204: no body, no Content-Type
+    c = LatentClient(server.url, token="t")
+    assert SAMPLE_CALLS[name](c, tmp_path) is None
+    assert [(r["method"], r["path"]) for r in server.requests] == [("DELETE", path)]
+    server.json_route("DELETE", path, JOB_ACTIVE, 409)
+    with pytest.raises(ClientError) as info:
+        SAMPLE_CALLS[name](c, tmp_path)
+    assert info.value.status == 409 and info.value.code == "job_active"
+    assert info.value.message == ("The server refused: job 7 is running: cancel it and wait until it has stopped, "
+                                  "then delete it. Nothing was deleted.")
+
+
+def test_rescan_asks_the_server_to_import_then_lists(server):
+    listing = {"models": [{"id": "ffhq", "name": "FFHQ", "kind": "imported", "resolution": 32}], "refused": [],
+               "pending": []}
+    server.json_route("POST", "/api/v1/models/rescan", listing)
+    runner = tasks_mod.TaskRunner()
+    runner.submit("models", work_mod.fetch_models, LatentClient(server.url), True)
+    assert runner.wait_idle(10)
+    final = runner.drain()[-1]
+    assert final.kind == "result", final
+    assert final.payload == {"models": listing["models"], "refused": [], "rescanned": True}
+    assert [(r["method"], r["path"]) for r in server.requests] == [("POST", "/api/v1/models/rescan")]
+
+
+def _run(fn, *args, label="Delete"):
+    runner = tasks_mod.TaskRunner()
+    runner.submit("delete", fn, *args, label=label)
+    assert runner.wait_idle(10)
+    return runner.drain()[-1]
+
+
+def test_deleting_a_job_returns_the_new_job_and_model_lists(server):
+    server.routes[("DELETE", "/api/v1/jobs/4")] = lambda h, b: (204, {}, b"")
+    server.json_route("GET", "/api/v1/jobs", {"jobs": [{"id": 5}]})
+    server.json_route("GET", "/api/v1/models", {"models": [{"id": "scratch"}], "refused": [], "pending": []})
+    final = _run(work_mod.delete_job, LatentClient(server.url), "4")
+    assert final.kind == "result", final
+    assert final.payload == {"job_id": "4", "existed": True, "jobs": [{"id": 5}], "models": [{"id": "scratch"}],
+                             "refused": [], "rescanned": False}
+    assert [(r["method"], r["path"]) for r in server.requests] == [
+        ("DELETE", "/api/v1/jobs/4"), ("GET", "/api/v1/jobs"), ("GET", "/api/v1/models")]
+
+
+def test_a_thing_already_gone_counts_as_deleted_but_a_missing_route_does_not(server):
+    server.json_route("DELETE", "/api/v1/walks/3", {"error": {"code": "walk_not_found", "message": "no walk 3"}}, 404)
+    final = _run(work_mod.delete_walk, LatentClient(server.url), "3")
+    assert final.kind == "result" and final.payload == {"walk_id": "3", "existed": False}
+    server.json_route("DELETE", "/api/v1/models/m", {"models": []}, 200)
+    server.json_route("GET", "/api/v1/models", {"models": [], "refused": [], "pending": []})
+    final = _run(work_mod.delete_model, LatentClient(server.url), "m")
+    assert final.kind == "result" and final.payload["existed"] is True
+    # a server without the route (an older one) answers a plain 404: that is no success
+    final = _run(work_mod.delete_job, LatentClient(server.url), "9", label="Delete job 'cube'")
+    assert final.kind == "error"
+    assert final.payload["message"] == "Delete job 'cube': The server refused: no route /api/v1/jobs/9"
+
+
+def test_a_refused_delete_reaches_the_user_in_words(server):
+    server.json_route("DELETE", "/api/v1/models/ffhq", {"error": {
+        "code": "model_in_use", "message": "an unfinished job or walk uses model 'ffhq'; wait for it or cancel it first"}},
+        409)
+    final = _run(work_mod.delete_model, LatentClient(server.url), "ffhq", label="Delete model 'FFHQ'")
+    assert final.kind == "error"
+    assert final.payload["message"] == (
+        "Delete model 'FFHQ': The server refused: an unfinished job or walk uses model 'ffhq'; wait for it or cancel "
+        "it first. Nothing was deleted; Refresh Jobs to see which jobs are still going.")
+    assert [r["method"] for r in server.requests] == ["DELETE"]  # no list fetched after a refusal
 
 
 def test_describe_health():

@@ -95,12 +95,33 @@ def test_dataset_fields_and_states(doc):
 
 
 def test_job_fields_and_states(doc):
+    from server.jobs.states import ACTIVE_STATES
+
     listing = _answer(doc, "list_jobs")
     for route, job in (("list_jobs", _item_properties(doc, listing, api.JOBS)), ("create_job", _answer(doc, "create_job")),
                        ("cancel_job", _answer(doc, "cancel_job")), ("resume_job", _answer(doc, "resume_job"))):
         assert set(api.JOB_FIELDS) <= set(job), route
         assert tuple(job["state"]["enum"]) == api.JOB_STATES, route
+        # the estimate is an object or null; the add-on reads these of its fields
+        variants = [_resolve(doc, v) for v in job["estimate"]["anyOf"]]
+        assert {"type": "null"} in variants, route
+        estimate = next(v for v in variants if v.get("type") != "null")
+        assert set(api.ESTIMATE_FIELDS) <= set(estimate["properties"]), route
     assert set(api.JOB_WATCHED_STATES) < set(api.JOB_STATES)
+    # Delete Job is greyed out exactly while the server would refuse it (409 job_active)
+    assert set(api.JOB_ACTIVE_STATES) == set(ACTIVE_STATES)
+
+
+def test_job_body_takes_keep_snapshots(doc):
+    body = _properties(doc, _operation(doc, "create_job")["requestBody"]["content"]["application/json"]["schema"])
+    variants = body["keep_snapshots"]["anyOf"]
+    assert {"type": "integer", "minimum": 1} in variants and {"type": "null"} in variants  # 0 in the UI: not sent
+
+
+def test_deletes_answer_without_a_body(doc):
+    for route in ("delete_job", "delete_model", "delete_walk"):
+        assert "204" in _operation(doc, route)["responses"], route
+        assert "409" in _operation(doc, route)["responses"], route
 
 
 def test_snapshot_fields(doc):
@@ -109,9 +130,12 @@ def test_snapshot_fields(doc):
 
 
 def test_model_listing_fields(doc):
-    listing = _answer(doc, "list_models")
-    assert set(api.MODEL_FIELDS) <= set(_item_properties(doc, listing, api.MODELS))
-    assert {"file", "reason"} <= set(_item_properties(doc, listing, api.REFUSED))
+    for route in ("list_models", "rescan_models"):
+        listing = _answer(doc, route)
+        models = _item_properties(doc, listing, api.MODELS)
+        assert set(api.MODEL_FIELDS) <= set(models), route
+        assert set(api.LIBRARY_MODEL_KINDS) < set(models["kind"]["enum"]), route
+        assert {"file", "reason"} <= set(_item_properties(doc, listing, api.REFUSED)), route
 
 
 def test_walk_fields_and_states(doc):

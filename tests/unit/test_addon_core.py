@@ -66,17 +66,59 @@ def test_a_stored_vector_is_ignored_unless_used():
 
 def test_job_rows_from_the_server_list():
     jobs = [{"id": 3, "title": "cube", "state": "running", "step": 50, "steps": 200, "kimg": 0.8, "eta_s": 95.5,
-             "error": None},
-            {"id": 4, "title": "", "state": "queued", "step": 0, "steps": 0, "kimg": None, "eta_s": None, "error": None}]
+             "error": None, "estimate": {**ESTIMATE, "step": 4, "eta_s": 120.0, "warning": None}},
+            {"id": 4, "title": "", "state": "queued", "step": 0, "steps": 0, "kimg": None, "eta_s": None, "error": None,
+             "estimate": None}]
     assert joblist.job_rows(jobs) == [
         {"job_id": "3", "title": "cube", "state": "running", "step": 50, "steps": 200, "kimg": 0.8,
-         "progress": 0.25, "eta_s": 95.5, "error": ""},
+         "progress": 0.25, "eta_s": 95.5, "error": "",
+         "estimate": "about 2 min for 196 steps, 180 MB per snapshot, 2.0 GB at the end", "warning": ""},
         {"job_id": "4", "title": "4", "state": "queued", "step": 0, "steps": 0, "kimg": 0.0, "progress": 0.0,
-         "eta_s": -1.0, "error": ""},
+         "eta_s": -1.0, "error": "", "estimate": "", "warning": ""},
     ]
     failed = {"id": 5, "title": "t", "state": "failed", "step": 3, "steps": 9, "kimg": 0.1, "eta_s": None,
-              "error": "TrainingConfigError: dataset /srv/latent/datasets/ab/dataset.zip holds 2 images"}
+              "error": "TrainingConfigError: dataset /srv/latent/datasets/ab/dataset.zip holds 2 images",
+              "estimate": None}
     assert joblist.job_rows([failed])[0]["error"] == "dataset dataset.zip holds 2 images"
+
+
+# A job's "estimate" as the server sends it (server/jobs/schemas.py Estimate)
+ESTIMATE = {"step": 1, "sec_per_step": 28.9, "eta_s": 40.1 * 3600, "snapshot_bytes": 180_400_000,
+            "snapshots_kept": 11, "disk_bytes": 1_984_400_000,
+            "warning": "on this CPU the run needs about 40.1 h: choose a smaller preset (tiny or small) or "
+                       "resolution, fewer steps, or train on a GPU"}
+
+
+def test_the_estimate_says_time_and_disk_in_one_line():
+    assert formatting.estimate_text(ESTIMATE, 5000) == (
+        "about 40.1 h for 4999 steps, 180 MB per snapshot, 2.0 GB at the end")
+    assert formatting.estimate_text(None, 5000) == ""  # not measured yet
+    assert [formatting.duration(t) for t in (0.2, 89, 90, 3599, 5400, 47 * 3600, 3 * 86400)] == [
+        "1 s", "89 s", "2 min", "60 min", "1.5 h", "47.0 h", "3.0 days"]
+    assert [formatting.size(b) for b in (10, 12_345, 999_400, 999_999, 180_400_000, 999_700_000, 2_500_000_000)] == [
+        "1 kB", "12 kB", "999 kB", "1 MB", "180 MB", "1.0 GB", "2.5 GB"]
+
+
+def test_a_slow_run_warning_is_a_sentence_announced_once_while_the_job_runs():
+    assert formatting.estimate_warning(ESTIMATE).startswith("On this CPU the run needs about 40.1 h: choose")
+    assert formatting.estimate_warning({**ESTIMATE, "warning": None}) == ""
+    assert formatting.estimate_warning(None) == ""
+    slow = {"id": 1, "state": "running", "estimate": ESTIMATE}
+    jobs = [slow, {"id": 2, "state": "running", "estimate": {**ESTIMATE, "warning": None}},
+            {"id": 3, "state": "running", "estimate": None}, {"id": 4, "state": "completed", "estimate": ESTIMATE}]
+    assert [j["id"] for j in joblist.warned_since({"1": "", "2": "", "3": ""}, jobs)] == [1]
+    assert [j["id"] for j in joblist.warned_since({}, jobs)] == [1]  # a running job first seen now: news too
+    # once the row holds the warning it is not news any more (the next poll, a reopened file)
+    assert joblist.warned_since({"1": formatting.estimate_warning(ESTIMATE)}, jobs) == []
+    lines = formatting.wrap(formatting.estimate_warning(ESTIMATE), 40)
+    assert len(lines) > 2 and all(len(line) <= 40 for line in lines) and " ".join(lines).endswith("on a GPU")
+
+
+def test_only_models_in_the_models_folder_can_be_deleted():
+    models = [{"id": "scratch", "name": "From scratch", "kind": "scratch"},
+              {"id": "job:1:2", "name": "cube step 2", "kind": "job"},
+              {"id": "ffhq", "name": "FFHQ", "kind": "imported"}, {"id": "mine", "name": "", "kind": "checkpoint"}]
+    assert formatting.library_models(models) == {"ffhq": "FFHQ", "mine": "mine"}
 
 
 def test_snapshot_rows_are_oldest_first_and_the_selection_survives_a_refresh():

@@ -99,3 +99,17 @@ def ready_dataset():
         return dataset_id
 
     return make
+
+
+def _dataset_files_and_rows(api: Api):
+    datasets_dir = api.state.config.datasets_dir
+    files = sorted(str(p.relative_to(datasets_dir)) for p in datasets_dir.rglob("*") if p.is_file())
+    return files, sorted(d["id"] for d in api.get("datasets").get_json())
+
+
+@pytest.fixture
+def nothing_added(api):
+    """Asserts at the end of the test that no dataset row and no file appeared."""
+    before = _dataset_files_and_rows(api)
+    yield
+    assert _dataset_files_and_rows(api) == before

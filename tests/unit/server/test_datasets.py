@@ -34,20 +34,6 @@ def uploaded(api, name="params") -> str:
     return r.get_json()["id"]
 
 
-def disk_and_rows(api):
-    datasets_dir = api.state.config.datasets_dir
-    files = sorted(str(p.relative_to(datasets_dir)) for p in datasets_dir.rglob("*") if p.is_file())
-    return files, sorted(d["id"] for d in api.get("datasets").get_json())
-
-
-@pytest.fixture
-def nothing_added(api):
-    """Asserts at the end of the test that no dataset row and no file appeared."""
-    before = disk_and_rows(api)
-    yield
-    assert disk_and_rows(api) == before
-
-
 # --- uploads refused for what they hold or how they are sent ------------------------------------
 
 def _symlink_zip() -> bytes:

@@ -22,19 +22,6 @@ def upload(api, body: bytes, content_type="application/zip", name="upload"):
     return api.post("datasets", query_string={"name": name}, data=body, content_type=content_type)
 
 
-def disk_and_rows(api):
-    datasets_dir = api.state.config.datasets_dir
-    files = sorted(str(p.relative_to(datasets_dir)) for p in datasets_dir.rglob("*") if p.is_file())
-    return files, sorted(d["id"] for d in api.get("datasets").get_json())
-
-
-@pytest.fixture
-def nothing_added(api):
-    before = disk_and_rows(api)
-    yield
-    assert disk_and_rows(api) == before
-
-
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
     """100 entries of ~1 MB each, all ending in one shared kernel: 100 MB from ~33 KB."""
