@@ -1,6 +1,7 @@
 """The `latent-studio` command: usage errors, version, sub-commands present."""
 
 import argparse
+import json
 import subprocess
 import sys
 
@@ -93,3 +94,35 @@ def test_help_shows_defaults():
     proc = run_cli("dataset", "build", "--help")
     assert proc.returncode == 0
     assert "(default: 256)" in proc.stdout and "too_small" in proc.stdout
+
+
+def test_data_usage_shows_what_takes_the_space(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "jobs" / "3" / "run" / "snapshots").mkdir(parents=True)
+    (data / "jobs" / "3" / "run" / "snapshots" / "state-000000.pt").write_bytes(b"x" * 5000)
+    (data / "jobs" / "4").mkdir()
+    (data / "jobs" / "4" / "worker.lock").write_bytes(b"x" * 10)
+    (data / "models").mkdir()
+    (data / "models" / "ffhq.safetensors").write_bytes(b"x" * 700)
+    (data / "datasets" / ".uploads").mkdir(parents=True)
+    (data / "datasets" / ".uploads" / "upload-1.part").write_bytes(b"x" * 40)
+    assert main(["data", "usage", "--data-dir", str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    by_folder = {c["folder"]: c for c in report["categories"]}
+    assert report["bytes"] == 5750
+    assert by_folder["jobs"]["bytes"] == 5010 and [i["name"] for i in by_folder["jobs"]["largest"]] == ["3", "4"]
+    assert by_folder["models"]["largest"] == [{"name": "ffhq.safetensors", "bytes": 700}]
+    assert by_folder["datasets"]["bytes"] == 40 and by_folder["datasets"]["count"] == 0  # counted, not listed
+    assert "delete job" in by_folder["jobs"]["free_with"]
+    assert main(["data", "usage", "--data-dir", str(data)]) == 0
+    assert "5.0 KB" in capsys.readouterr().out
+    assert main(["data", "usage", "--data-dir", str(tmp_path / "none")]) == 1
+    assert "no data directory" in capsys.readouterr().err
+
+
+def test_delete_without_a_server_or_token_says_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("LATENT_STUDIO_TOKEN", raising=False)
+    assert main(["delete", "job", "3", "--data-dir", str(tmp_path)]) == 1
+    assert "no token" in capsys.readouterr().err
+    assert main(["delete", "job", "3", "--token", "x" * 20, "--url", "http://127.0.0.1:9"]) == 1
+    assert "is `latent-studio serve` running?" in capsys.readouterr().err
