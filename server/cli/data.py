@@ -45,23 +45,24 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
+def entry_bytes(path: Path) -> int:
+    return tree_bytes(path) if path.is_dir() and not path.is_symlink() else path.lstat().st_size
+
+
 def usage(data_dir: Path, top: int = 5) -> dict:
+    """Each file is measured once: a category's total is the sum of its entries."""
     categories = []
     for folder, what, free_with in CATEGORIES:
         base = data_dir / folder
-        items = []
-        if base.is_dir():
-            for child in base.iterdir():
-                if child.name.startswith("."):  # unfinished uploads, caches: counted, not listed
-                    continue
-                size = tree_bytes(child) if child.is_dir() else child.lstat().st_size
-                items.append({"name": child.name, "bytes": size})
-        items.sort(key=lambda item: -item["bytes"])
-        categories.append({"folder": folder, "what": what, "free_with": free_with,
-                           "bytes": tree_bytes(base) if base.is_dir() else 0, "count": len(items),
-                           "largest": items[:top]})
-    return {"data_dir": str(data_dir), "bytes": tree_bytes(data_dir) if data_dir.is_dir() else 0,
-            "categories": categories}
+        sizes = {child.name: entry_bytes(child) for child in base.iterdir()} if base.is_dir() else {}
+        # unfinished uploads and caches (dot names) are counted, not listed
+        items = sorted(({"name": n, "bytes": b} for n, b in sizes.items() if not n.startswith(".")),
+                       key=lambda item: -item["bytes"])
+        categories.append({"folder": folder, "what": what, "free_with": free_with, "bytes": sum(sizes.values()),
+                           "count": len(items), "largest": items[:top]})
+    named = {folder for folder, _, _ in CATEGORIES}
+    rest = sum(entry_bytes(child) for child in data_dir.iterdir() if child.name not in named)  # db, token...
+    return {"data_dir": str(data_dir), "bytes": rest + sum(c["bytes"] for c in categories), "categories": categories}
 
 
 def human(size: int) -> str:

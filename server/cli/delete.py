@@ -7,6 +7,7 @@ answers 409 then, and nothing is removed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 KINDS = {"job": "jobs", "walk": "walks", "model": "models", "dataset": "datasets"}
@@ -27,8 +28,6 @@ def register(subparsers) -> None:
 
 
 def read_token(args) -> str:
-    import os
-
     from server.config import default_data_dir
 
     if args.token or os.environ.get("LATENT_STUDIO_TOKEN"):

@@ -16,22 +16,20 @@ from server.cli import main
 from gan_core.generate import GenerateError, ModelRunner, encode_png, image_grid
 from gan_core.latent import LatentError, Waypoint, parse_keys
 from gan_core.nn.networks import build_generator
+from tests.support.reference_fixture import load_arrays, load_state
 
-FIXTURE = Path(__file__).resolve().parents[1] / "data" / "sg2ada_tiny32"
 
 
 @pytest.fixture(scope="module")
 def expected():
-    with np.load(FIXTURE / "expected.npz") as data:
-        return {k: data[k] for k in data.files}
+    return load_arrays("expected.npz")
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory, expected):
     config = json.loads(str(expected["config"]))
     G = build_generator(dict(config["G_kwargs"], c_dim=0, img_resolution=32, img_channels=3))
-    with np.load(FIXTURE / "G_ema_state.npz") as data:
-        G.load_state_dict({k: torch.from_numpy(data[k]) for k in data.files})
+    G.load_state_dict(load_state("G_ema_state.npz"))
     return save_network(tmp_path_factory.mktemp("models") / "tiny.safetensors", G, meta={"name": "tiny"})
 
 

@@ -16,20 +16,14 @@ from gan_core.nn.networks import (
     build_generator,
     preset_kwargs,
 )
+from tests.support.reference_fixture import load_arrays, load_state
 
-FIXTURE = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "sg2ada_tiny32"
 TOL = 1e-4
-
-
-def _state(name):
-    with np.load(FIXTURE / name) as data:
-        return {k: torch.from_numpy(data[k]) for k in data.files}
 
 
 @pytest.fixture(scope="module")
 def expected():
-    with np.load(FIXTURE / "expected.npz") as data:
-        return {k: data[k] for k in data.files}
+    return load_arrays("expected.npz")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +35,7 @@ def config(expected):
 def G(config):
     kwargs = dict(config["G_kwargs"], c_dim=0, img_resolution=32, img_channels=3)
     net = build_generator(kwargs).eval()
-    net.load_state_dict(_state("G_ema_state.npz"), strict=True)
+    net.load_state_dict(load_state("G_ema_state.npz"), strict=True)
     return net
 
 
@@ -49,7 +43,7 @@ def G(config):
 def D(config):
     kwargs = dict(config["D_kwargs"], c_dim=0, img_resolution=32, img_channels=3)
     net = build_discriminator(kwargs).eval()
-    net.load_state_dict(_state("D_state.npz"), strict=True)
+    net.load_state_dict(load_state("D_state.npz"), strict=True)
     return net
 
 
@@ -60,7 +54,7 @@ def _tiny_G(**synthesis):
 
 def test_state_dict_keys_and_order_equal_reference(G, D):
     for net, name in ((G, "G_ema_state.npz"), (D, "D_state.npz")):
-        ref = _state(name)
+        ref = load_state(name)
         ours = net.state_dict()
         assert list(ours) == list(ref)
         assert all(tuple(ours[k].shape) == tuple(ref[k].shape) for k in ref)
@@ -222,9 +216,9 @@ def test_presets():
     tiny = preset_kwargs(32, "tiny")
     G = build_generator(tiny["G"])
     assert {k: tuple(v.shape) for k, v in G.state_dict().items()} == {
-        k: tuple(v.shape) for k, v in _state("G_ema_state.npz").items()}
+        k: tuple(v.shape) for k, v in load_state("G_ema_state.npz").items()}
     D = build_discriminator(tiny["D"])
-    assert set(D.state_dict()) == set(_state("D_state.npz"))
+    assert set(D.state_dict()) == set(load_state("D_state.npz"))
     big = preset_kwargs(256, "stylegan2")
     assert big["G"]["synthesis_kwargs"]["channel_base"] == 32768 and big["G"]["mapping_kwargs"]["num_layers"] == 8
     with pytest.raises(NetworkConfigError, match="preset"):
@@ -244,7 +238,7 @@ def test_mixed_precision_path_runs_and_stays_close(monkeypatch, config, expected
     kw = dict(config["G_kwargs"], c_dim=0, img_resolution=32, img_channels=3)
     kw["synthesis_kwargs"] = dict(kw["synthesis_kwargs"], num_fp16_res=3)
     G = build_generator(kw).eval()
-    G.load_state_dict(_state("G_ema_state.npz"))
+    G.load_state_dict(load_state("G_ema_state.npz"))
     seen = []
     G.synthesis.b32.conv1.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
     z = torch.from_numpy(expected["z"])
@@ -261,7 +255,7 @@ def test_cpu_never_uses_reduced_precision(expected, config):
     kw = dict(config["G_kwargs"], c_dim=0, img_resolution=32, img_channels=3)
     kw["synthesis_kwargs"] = dict(kw["synthesis_kwargs"], num_fp16_res=4)
     G = build_generator(kw).eval()
-    G.load_state_dict(_state("G_ema_state.npz"))
+    G.load_state_dict(load_state("G_ema_state.npz"))
     with torch.no_grad():
         img = G(torch.from_numpy(expected["z"]), None, noise_mode="const")
     np.testing.assert_allclose(img.numpy(), expected["img_psi1"], atol=TOL, rtol=0)

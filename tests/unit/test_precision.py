@@ -25,8 +25,8 @@ from gan_core.train.loop import TrainingConfig, TrainingConfigError, train
 from server.cli import build_parser
 from server.cli.train import config_from_args
 from tests.support.training_data import noise_images
+from tests.support.reference_fixture import load_arrays, load_state
 
-FIXTURE = __import__("pathlib").Path(__file__).resolve().parents[1] / "data" / "sg2ada_tiny32"
 # bf16 keeps 8 bits of mantissa (~0.4% per rounding): images in [-1, 1] may move by a few
 # hundredths at a pixel after three reduced-precision blocks, much less on average.
 BF16_MAX_ERR, BF16_MEAN_ERR = 0.1, 0.01
@@ -37,15 +37,9 @@ def _one_thread(one_torch_thread):
     """One torch thread (tests/unit/conftest.py): the machine is shared."""
 
 
-def _state(name):
-    with np.load(FIXTURE / name) as data:
-        return {k: torch.from_numpy(data[k]) for k in data.files}
-
-
 @pytest.fixture(scope="module")
 def expected():
-    with np.load(FIXTURE / "expected.npz") as data:
-        return {k: data[k] for k in data.files}
+    return load_arrays("expected.npz")
 
 
 def _fixture_net(expected, kind: str, num_fp16_res: int):
@@ -56,11 +50,11 @@ def _fixture_net(expected, kind: str, num_fp16_res: int):
         kw = dict(config["G_kwargs"], c_dim=0, img_resolution=32, img_channels=3)
         kw["synthesis_kwargs"] = dict(kw["synthesis_kwargs"], num_fp16_res=num_fp16_res)
         net = build_generator(kw)
-        net.load_state_dict(_state("G_ema_state.npz"))
+        net.load_state_dict(load_state("G_ema_state.npz"))
     else:
         kw = dict(config["D_kwargs"], c_dim=0, img_resolution=32, img_channels=3, num_fp16_res=num_fp16_res)
         net = build_discriminator(kw)
-        net.load_state_dict(_state("D_state.npz"))
+        net.load_state_dict(load_state("D_state.npz"))
     return net.eval()
 
 
