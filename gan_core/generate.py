@@ -138,12 +138,43 @@ class ModelRunner:
     @torch.no_grad()
     def _synthesize_z(self, z: np.ndarray, c: torch.Tensor, psi: float, noise_mode: str) -> np.ndarray:
         zt = torch.from_numpy(np.ascontiguousarray(z)).to(self.device)
-        return to_uint8(self.G(zt, c[: len(z)], truncation_psi=psi, noise_mode=noise_mode))
+        return self._render(self.G.mapping(zt, c[: len(z)], truncation_psi=psi), noise_mode)
 
     @torch.no_grad()
     def _synthesize_w(self, w: np.ndarray, noise_mode: str) -> np.ndarray:
         ws = torch.from_numpy(np.ascontiguousarray(w)).to(self.device).unsqueeze(1).repeat(1, self.num_ws, 1)
+        return self._render(ws, noise_mode)
+
+    def _render(self, ws: torch.Tensor, noise_mode: str) -> np.ndarray:
+        """The one place every image is synthesized: ws [N, num_ws, w_dim] -> uint8 [N, H, W, 3]."""
         return to_uint8(self.G.synthesis(ws, noise_mode=noise_mode))
+
+    @torch.no_grad()
+    def map_z(self, z, psi: float = 1.0, class_idx=None) -> np.ndarray:
+        """z [N, z_dim] -> (truncated) ws float32 [N, num_ws, w_dim]: the latents that tools
+        which work in W (explorer, directions, projection, mixing) start from."""
+        psi = validate_psi(psi)
+        zs = self._z_batch(None, z)
+        zt = torch.from_numpy(np.ascontiguousarray(zs)).to(self.device)
+        return self.G.mapping(zt, self._labels(len(zs), class_idx), truncation_psi=psi).float().cpu().numpy()
+
+    @torch.no_grad()
+    def synthesize_ws(self, ws, noise_mode: str = "const", batch_size: int = 16) -> np.ndarray:
+        """ws [N, num_ws, w_dim] (or [N, w_dim], broadcast to every layer) -> uint8 [N, H, W, 3]."""
+        noise_mode, batch_size = validate_noise_mode(noise_mode), _validate_batch(batch_size)
+        ws = np.asarray(ws, dtype=np.float32)
+        if ws.ndim == 2:
+            ws = np.repeat(ws[:, None, :], self.num_ws, axis=1)
+        if ws.ndim != 3 or ws.shape[0] == 0 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise GenerateError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}] or [N, {self.w_dim}] "
+                                f"for this model, got {list(ws.shape)}")
+        if not np.all(np.isfinite(ws)):
+            raise GenerateError("ws contains NaN or infinite values")
+        parts = []
+        for i in range(0, len(ws), batch_size):
+            wt = torch.from_numpy(np.ascontiguousarray(ws[i:i + batch_size])).to(self.device)
+            parts.append(self._render(wt, noise_mode))
+        return np.concatenate(parts)
 
     def generate(self, seeds=None, z=None, psi: float = 1.0, noise_mode: str = "const", class_idx=None,
                  batch_size: int = 16) -> np.ndarray:
