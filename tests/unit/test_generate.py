@@ -237,7 +237,7 @@ def test_loop_keys_and_range():
 def test_map_z_then_synthesize_ws_is_generate(runner, expected):
     ws = runner.map_z(expected["z"], psi=0.7)
     assert ws.shape == (len(expected["z"]), runner.num_ws, runner.w_dim) and ws.dtype == np.float32
-    np.testing.assert_array_equal(runner.synthesize_ws(ws, batch_size=3), runner.generate(z=expected["z"], psi=0.7))
+    np.testing.assert_array_equal(runner.synthesize_ws(ws, batch_size=3), runner.generate(z=expected["z"], psi=0.7, batch_size=3))
     # One w per image is broadcast to every layer.
     np.testing.assert_array_equal(runner.synthesize_ws(ws[:, 0]), runner.synthesize_ws(ws))
     for bad, message in ((np.zeros((1, 3, 7)), r"\[N, \d+, \d+\]"), (np.full((1, runner.w_dim), np.nan), "NaN")):
