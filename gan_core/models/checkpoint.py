@@ -153,6 +153,30 @@ def read_network_config(path) -> dict:
     return _config_from_header(path, _read_header(path))
 
 
+def check_network_file(path, parts=("G_ema",)) -> dict:
+    """Validate a network file without reading its tensors: header, config, every tensor inside
+    the file (truncation shows) and each part's tensor names and shapes against its config.
+    The parts are built on the meta device, so this costs the same for 4 MB as for 400 MB.
+    Returns the config; raises CheckpointError like load_network would."""
+    from gan_core.nn.networks import NetworkConfigError, build_discriminator, build_generator
+
+    path = Path(path)
+    header = _read_header(path)
+    config = _config_from_header(path, header)
+    for part in parts:
+        if part not in PARTS:
+            raise CheckpointError(f"unknown checkpoint part {part!r}: use {', '.join(PARTS)}")
+        if not any(k.startswith(part + ".") for k in header):
+            raise CheckpointError(f"{path.name} holds no {part} network")
+        try:
+            with torch.device("meta"):
+                module = build_discriminator(config["D_kwargs"]) if part == "D" else build_generator(config["G_kwargs"])
+        except (NetworkConfigError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path.name}: its config cannot build {part}: {exc}") from None
+        _check_tensors(path, part, module, header)
+    return config
+
+
 def _expected_shapes(module) -> dict:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
@@ -296,5 +320,5 @@ def load_training_state(path, map_location="cpu") -> dict:
     return state
 
 
-__all__ = ["CheckpointError", "save_network", "read_network_config", "load_network", "save_training_state",
+__all__ = ["CheckpointError", "save_network", "read_network_config", "check_network_file", "load_network", "save_training_state",
            "load_training_state", "sidecar_path", "FORMAT", "FORMAT_VERSION"]

@@ -13,13 +13,14 @@ import json
 import random
 import re
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from gan_core.fileio import atomic_write_text
-from gan_core.models.checkpoint import load_network, load_training_state, sidecar_path
+from gan_core.models.checkpoint import check_network_file, load_training_state, sidecar_path
 
 SNAPSHOT_DIR = "snapshots"
 INDEX_NAME = "index.json"
@@ -148,7 +149,22 @@ def prune_snapshots(run_dir, keep: int) -> list[int]:
 def _check_network(path: Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"network file missing: {path.name}")
-    load_network(path, device="cpu", parts=("G_ema",))  # reads every tensor: truncation shows
+    # Header, sizes and shapes only: safetensors has no checksums, so reading every tensor
+    # would find nothing more, and it is slow for big models.
+    check_network_file(path, parts=("G_ema",))
+
+
+def _check_state_file(path: Path) -> None:
+    """A training state is a torch zip; its central directory sits at the end, so a cut-short
+    file fails to open here without unpickling anything."""
+    if not path.is_file():
+        raise FileNotFoundError(f"state file missing: {path.name}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if not any(name.endswith("/data.pkl") or name == "data.pkl" for name in zf.namelist()):
+                raise ValueError(f"{path.name} is not a torch training state")
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path.name} is damaged or cut short: {exc}") from None
 
 
 def load_resumable(run_dir) -> tuple[dict, dict] | tuple[None, None]:
@@ -174,9 +190,16 @@ def load_resumable(run_dir) -> tuple[dict, dict] | tuple[None, None]:
 
 
 def latest_snapshot(run_dir) -> dict | None:
-    """The newest snapshot entry that loads (see `load_resumable`), or None."""
-    entry, _ = load_resumable(run_dir)
-    return entry
+    """The newest snapshot entry whose files are whole, or None. Cheap: reads headers and zip
+    directories, never whole files (`load_resumable` also loads the state it resumes from)."""
+    for entry in reversed(list_snapshots(run_dir)):
+        try:
+            _check_network(Path(entry["network"]))
+            _check_state_file(Path(entry["state"]))
+        except Exception:  # damaged: the previous one
+            continue
+        return entry
+    return None
 
 
 # ------------------------------------------------------------------ RNG state (weights_only-safe)

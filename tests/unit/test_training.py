@@ -230,6 +230,11 @@ def _remove_network(snaps):
     (snaps / "network-000004.safetensors").unlink()
 
 
+def _truncate_network(snaps):
+    p = snaps / "network-000004.safetensors"
+    p.write_bytes(p.read_bytes()[:-100])  # the header is whole; the last tensor is cut short
+
+
 def _garble_network(snaps):
     p = snaps / "network-000004.safetensors"
     data = bytearray(p.read_bytes())
@@ -237,7 +242,7 @@ def _garble_network(snaps):
     p.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", [_truncate_state, _remove_network, _garble_network])
+@pytest.mark.parametrize("damage", [_truncate_state, _remove_network, _truncate_network, _garble_network])
 def test_damaged_newest_snapshot_falls_back_to_previous(tmp_path, data8, damage):
     run_dir = tmp_path / "run"
     train(micro8_config(data8, run_dir, steps=4, snapshot_every=2))
