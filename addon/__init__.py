@@ -6,10 +6,14 @@ threads, unit tests) can import the bpy-free `core` subpackage without Blender.
 
 
 def _modules():
-    from . import bridge, operators, panels, preferences, properties, watch
+    from . import (bridge, directions, explore, operators, panels, panels_directions, panels_explore, preferences,
+                   properties, watch)
+    from . import training_media
+    from . import panels_projection
 
     # registration order: data types first, then operators and UI, the queue timer last
-    return (properties, preferences, operators, panels, watch, bridge)
+    return (properties, explore, directions, preferences, operators, panels, panels_explore, panels_directions, watch,
+            training_media, panels_projection, bridge)
 
 
 def register():

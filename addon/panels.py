@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import bridge, render_dataset, watch
+from . import bridge, render_dataset, training_media, watch
 from .core.formatting import eta, wrap
 from .core.joblist import model_choice
 
@@ -47,9 +47,10 @@ class LATENT_UL_waypoints(bpy.types.UIList):
         row = layout.row(align=True)
         row.prop(item, "frame", text="Frame", emboss=False)
         if item.use_vector:
-            row.label(text="stored vector")
+            row.label(text="stored w" if item.vector_space == "W" else "stored vector")
         else:
             row.prop(item, "seed", text="Seed", emboss=False)
+        row.label(text=f"mix {item.mix_seed} from {item.mix_from_layer}" if item.mix else "")
 
 
 class LATENT_PT_main(_LatentPanel, bpy.types.Panel):
@@ -163,7 +164,9 @@ class LATENT_PT_training(_LatentPanel, bpy.types.Panel):
         col.prop(s, "keep_snapshots")
         col.prop(s, "augmentation")
         col.prop(s, "precision")
+        col.prop(s, "gpus")
         col.prop(s, "mirror")
+        col.prop(s, "tileable")
         layout.operator("latent.start_training", icon="PLAY")
         row = layout.row()
         row.label(text="Jobs")
@@ -188,6 +191,7 @@ class LATENT_PT_training(_LatentPanel, bpy.types.Panel):
         if img is not None:
             layout.label(text=f"Samples at step {s.sample_step}" if s.sample_step >= 0 else "Samples")
             _image_thumb(layout, img)
+        training_media.draw(layout, s)  # the progress chart and the time-lapse buttons
         if s.training_notice:
             _training_notice(layout, s)
 
@@ -200,6 +204,35 @@ def _training_notice(layout, s):
     img = bpy.data.images.get(s.notice_image) if s.notice_image else None
     if img is not None and img.name != s.sample_image:  # the selected job's samples are shown above
         _image_thumb(box, img)
+
+
+def _seamless(layout, s, prefix):
+    """The Seamless choice and Size multiplier of Generate (prefix "gen") or Bake Walk ("walk")."""
+    row = layout.row(align=True)
+    row.prop(s, f"{prefix}_seamless")
+    sub = row.row(align=True)
+    sub.active = getattr(s, f"{prefix}_seamless") != "OFF"  # a bigger image exists only seamless
+    sub.prop(s, f"{prefix}_size_multiplier", text="Size")
+
+
+def _material_options(layout, s):
+    """What Apply to Material and Bake Walk build besides Base Color (no branches: every
+    option is always shown, greyed out while it does not apply)."""
+    m = s.material
+    box = layout.box()
+    box.label(text="Material", icon="MATERIAL")
+    row = box.row(align=True)
+    row.prop(m, "use_bump")
+    sub = row.row(align=True)
+    sub.active = m.use_bump
+    sub.prop(m, "bump_strength")
+    box.prop(m, "scale")
+    box.row(align=True).prop(m, "projection", expand=True)
+    row = box.row(align=True)
+    row.active = m.projection == "BOX"
+    row.prop(m, "box_coordinates", text="")
+    row.prop(m, "box_blend")
+    box.prop(m, "all_selected")
 
 
 def _model_in_use(layout, s):
@@ -229,8 +262,10 @@ class LATENT_PT_generate(_LatentPanel, bpy.types.Panel):
         row.operator("latent.random_seed", text="", icon="FILE_REFRESH").target = "gen_seed"
         layout.prop(s, "psi")
         layout.prop(s, "count")
+        _seamless(layout, s, "gen")
         layout.prop(s, "storage")
         layout.operator("latent.generate_images", icon="IMAGE_DATA")
+        _material_options(layout, s)
         if s.last_image and bpy.data.images.get(s.last_image) is not None:
             layout.operator("latent.apply_image", icon="MATERIAL").image = s.last_image
         else:
@@ -256,11 +291,22 @@ class LATENT_PT_walk(_LatentPanel, bpy.types.Panel):
             box.prop(wp, "frame")
             box.prop(wp, "seed")
             box.prop(wp, "use_vector")
+            sub = box.row()
+            sub.active = wp.use_vector
+            sub.prop(wp, "vector_space")
+            row = box.row(align=True)  # style mixing: the finer layers from another seed
+            row.prop(wp, "mix", toggle=True)
+            sub = row.row(align=True)
+            sub.active = wp.mix
+            sub.prop(wp, "mix_seed")
+            sub.prop(wp, "mix_from_layer")
         layout.prop(s, "interpolation")
         layout.prop(s, "easing")
         layout.prop(s, "loop")
         layout.prop(s, "walk_psi")
+        _seamless(layout, s, "walk")
         _model_in_use(layout, s)
+        layout.label(text="The frames get the Material options (Generate panel)", icon="MATERIAL")
         layout.operator("latent.bake_walk", icon="RENDER_ANIMATION")
         if s.walk_image:
             layout.label(text=f"Last walk: {s.walk_image}", icon="SEQUENCE")

@@ -11,7 +11,7 @@ import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty)
 
-from .core import limits
+from .core import limits, material_options, seamless
 from .core.api import SCRATCH_MODEL
 from .core.formatting import SCRATCH_ITEM, library_models, model_items
 
@@ -80,6 +80,18 @@ class LATENT_PG_waypoint(bpy.types.PropertyGroup):
     use_vector: BoolProperty(name="Stored vector", description="Use the stored latent vector instead of the seed",
                              default=False)
     vector: StringProperty(name="Vector", description="Stored latent vector as JSON numbers", default="")
+    vector_space: EnumProperty(name="Stored latent", default="Z",
+                               items=[("Z", "z", "A z vector (as a seed gives)"),
+                                      ("W", "w", "A w or W+ latent, e.g. found by projecting an image")],
+                               description="What the stored vector is: a w latent makes the walk run in W")
+    # Style mixing: the finer layers (from `mix_from_layer` on) come from another seed.
+    mix: BoolProperty(name="Style mix", default=False,
+                      description="Take the finer layers (colour, texture) from another seed; the walk then runs in W")
+    mix_seed: IntProperty(name="Mix seed", default=0, min=0, max=limits.MAX_SEED,
+                          description="The seed whose finer layers this waypoint takes")
+    mix_from_layer: IntProperty(name="Crossover layer", default=4, min=0, max=limits.MAX_MIX_LAYER,
+                                description="Layers from this one on come from the mix seed: low = more of it "
+                                            "(0 = all), high = only the finest styles")
 
 
 class LATENT_PG_job(bpy.types.PropertyGroup):
@@ -99,6 +111,24 @@ class LATENT_PG_job(bpy.types.PropertyGroup):
 class LATENT_PG_snapshot(bpy.types.PropertyGroup):
     step: IntProperty(name="Step")
     kimg: FloatProperty(name="kimg")
+
+
+class LATENT_PG_material(bpy.types.PropertyGroup):
+    """Apply to Material and Bake Walk: what the material gets besides Base Color (materials.py)."""
+
+    use_bump: BoolProperty(name="Bump", default=False,
+                           description="A Bump node fed by the image's brightness drives the material's Normal")
+    bump_strength: FloatProperty(name="Strength", default=material_options.BUMP_STRENGTH_DEFAULT, min=0.0, max=1.0,
+                                 subtype="FACTOR", description="Strength of the bump")
+    scale: FloatProperty(name="Scale", default=1.0, min=material_options.SCALE_MIN, max=material_options.SCALE_MAX,
+                         soft_max=64.0, description="Times the image repeats across its coordinates: above 1 "
+                         "tiles it (for seamless images)")
+    projection: EnumProperty(name="Projection", items=material_options.PROJECTIONS, default="UV")
+    box_coordinates: EnumProperty(name="Box coordinates", items=material_options.BOX_COORDINATES, default="OBJECT")
+    box_blend: FloatProperty(name="Blend", default=0.2, min=0.0, max=1.0, subtype="FACTOR",
+                             description="How softly the box projection's sides blend into each other")
+    all_selected: BoolProperty(name="All selected objects", default=False,
+                               description="Apply to every selected object, not only the active one")
 
 
 class LATENT_PG_settings(bpy.types.PropertyGroup):
@@ -158,9 +188,14 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
                                 description="0 keeps every snapshot; N keeps only the newest N (and the best by "
                                             "metric), so a long run does not fill the server's disk")
     mirror: BoolProperty(name="Mirror", default=False, description="Also train on horizontally flipped images")
+    tileable: BoolProperty(name="Tileable", default=False,
+                           description="Train for seamless textures: the model's images tile without seams")
     augmentation: EnumProperty(name="Augmentation", items=limits.AUGMENTATIONS, default="ada")
     precision: EnumProperty(name="Precision", items=limits.PRECISIONS, default="auto",
                             description="Number format of the networks' top resolutions while training")
+    gpus: IntProperty(name="GPUs", default=1, min=0, max=limits.MAX_TRAIN_PROCESSES,
+                      description="Training processes, one per GPU of the server (0: all of them); on a CPU "
+                                  "server, processes sharing its cores")
     jobs: CollectionProperty(type=LATENT_PG_job)
     job_index: IntProperty(name="Job", default=0, update=_job_selected)
     snapshots: CollectionProperty(type=LATENT_PG_snapshot)
@@ -190,6 +225,11 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
                                                 "the .blend>/ beside it, linked by relative paths")],
                           default="PACK")
     last_image: StringProperty(name="Last image")
+    gen_seamless: EnumProperty(name="Seamless", items=seamless.SEAMLESS_CHOICES, default=seamless.MODEL_DEFAULT,
+                               description="Images that tile without seams")
+    gen_size_multiplier: IntProperty(name="Size multiplier", default=1, min=1, max=limits.MAX_SIZE_MULTIPLIER,
+                                     description="Images this many times the model's side (always seamless)")
+    material: PointerProperty(type=LATENT_PG_material)
 
     # -- latent walks -----------------------------------------------------------------
     waypoints: CollectionProperty(type=LATENT_PG_waypoint)
@@ -201,8 +241,24 @@ class LATENT_PG_settings(bpy.types.PropertyGroup):
     loop: BoolProperty(name="Loop", default=False)
     walk_psi: FloatProperty(name="Walk psi", default=0.7, min=limits.PSI_MIN, max=limits.PSI_MAX)
     walk_image: StringProperty(name="Walk image")
+    walk_seamless: EnumProperty(name="Seamless", items=seamless.SEAMLESS_CHOICES, default=seamless.MODEL_DEFAULT,
+                                description="Walk frames that tile without seams")
+    walk_size_multiplier: IntProperty(name="Size multiplier", default=1, min=1, max=limits.MAX_SIZE_MULTIPLIER,
+                                      description="Walk frames this many times the model's side (always seamless)")
     walk_id: StringProperty(name="Walk on the server", description="The server's id of the walk baked last; "
                             "empty once its server copy is deleted")
+    # -- projection: an image (the render, or a file) becomes a waypoint ------------------
+    projection_source: EnumProperty(name="Image", default="RENDER",
+                                    items=[("RENDER", "Render Result", "The last render (F12)"),
+                                           ("FILE", "Image file", "An image file on disk")])
+    projection_file: StringProperty(name="Image file", subtype="FILE_PATH", default="",
+                                    description="The image to turn into a waypoint")
+    projection_steps: IntProperty(name="Steps", default=limits.DEFAULT_PROJECTION_STEPS,
+                                  min=limits.MIN_PROJECTION_STEPS, max=limits.MAX_PROJECTION_STEPS,
+                                  description="Optimisation steps: more is closer and slower")
+    projection_w_plus: BoolProperty(name="W+ (one w per layer)", default=False,
+                                    description="Closer to the image, a little less typical of the model")
+    projection_loss: EnumProperty(name="Loss", items=limits.PROJECTION_LOSSES, default="dfeat")
 
 
 class LATENT_PG_status(bpy.types.PropertyGroup):
@@ -212,7 +268,8 @@ class LATENT_PG_status(bpy.types.PropertyGroup):
     message_key: StringProperty(name="About", description="What the message is about, so it can be cleared")
 
 
-_classes = (LATENT_PG_waypoint, LATENT_PG_job, LATENT_PG_snapshot, LATENT_PG_settings, LATENT_PG_status)
+_classes = (LATENT_PG_waypoint, LATENT_PG_job, LATENT_PG_snapshot, LATENT_PG_material, LATENT_PG_settings,
+            LATENT_PG_status)
 
 
 def register():

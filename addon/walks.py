@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bpy
 
+from . import directions
+from .core import seamless
 from .core.walks import WalkError, Waypoint, walk_body
 
 DATA_PATH = "latent.walk_key"
@@ -134,12 +136,19 @@ def sync_from_keyframes(scene):
 
 
 def _waypoints(scene):
-    return [Waypoint(wp.frame, wp.seed, wp.use_vector, wp.vector) for wp in scene.latent.waypoints]
+    return [Waypoint(wp.frame, wp.seed, wp.use_vector, wp.vector, wp.vector_space, wp.mix, wp.mix_seed,
+                     wp.mix_from_layer) for wp in scene.latent.waypoints]
 
 
 def walk_request(scene, model):
     """The POST /walks body for the scene's frame range; WalkError when it cannot work."""
     sync_from_keyframes(scene)
     s = scene.latent
-    return walk_body(model, _waypoints(scene), scene.frame_start, scene.frame_end, s.interpolation, s.easing,
+    body = walk_body(model, _waypoints(scene), scene.frame_start, scene.frame_end, s.interpolation, s.easing,
                      s.loop, s.walk_psi)
+    try:
+        body.update(seamless.output_fields(s.walk_seamless, s.walk_size_multiplier))
+    except ValueError as exc:
+        raise WalkError(str(exc)) from None
+    body.update(directions.walk_fields(scene, body["frame_start"], body["frame_end"]))  # keyed amounts, per frame
+    return body

@@ -196,33 +196,102 @@ def get_interpolation(name: str) -> Callable:
 # ----------------------------------------------------------------------------- waypoints and walks
 
 
+def _check_latent(where: str, seed, z, w, what: str = "a seed or a vector (z or w)") -> tuple:
+    """(seed, z, w) with exactly one given and well-formed; arrays as float32."""
+    if sum(v is not None for v in (seed, z, w)) != 1:
+        raise LatentError(f"{where} needs exactly one of {what}")
+    if seed is not None:
+        return validate_seed(seed), None, None
+    if z is not None:
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 1 or z.size == 0 or not np.all(np.isfinite(z)):
+            raise LatentError(f"{where}: the vector must be 1-D and finite")
+        return None, z, None
+    w = np.asarray(w, dtype=np.float32)
+    if w.ndim not in (1, 2) or w.size == 0 or not np.all(np.isfinite(w)):
+        raise LatentError(f"{where}: w must be finite numbers, [w_dim] (one w for every layer) "
+                          f"or [num_ws][w_dim] (one per layer)")
+    return None, None, w
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Style mixing of a walk key: its layers >= `from_layer` (the finer styles) come from this
+    other latent, a seed, a z vector or a w / W+ latent (gan_core.latent.style_mix's rule)."""
+
+    from_layer: int
+    seed: int | None = None
+    z: np.ndarray | None = None
+    w: np.ndarray | None = None
+
+    def __post_init__(self):
+        layer = self.from_layer
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or layer < 0:
+            raise LatentError(f"mix.from_layer must be a whole number >= 0, got {layer!r}")
+        seed, z, w = _check_latent("mix", self.seed, self.z, self.w, "a seed, z or w")
+        object.__setattr__(self, "from_layer", int(layer))
+        object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "z", z)
+        object.__setattr__(self, "w", w)
+
+
 @dataclass(frozen=True)
 class Waypoint:
-    """A key of a walk: at `frame`, the latent of `seed` or the explicit vector `z`."""
+    """A key of a walk: at `frame`, the latent of `seed`, the explicit vector `z`, or a stored
+    W / W+ latent `w` ([w_dim] or [num_ws, w_dim], e.g. from projection); optionally style-mixed
+    with another latent (`mix`). Keys with `w` or `mix` make the walk run in W+ (walk_ws)."""
 
     frame: int
     seed: int | None = None
     z: np.ndarray | None = None
+    w: np.ndarray | None = None
+    mix: Mix | None = None
 
     def __post_init__(self):
         if isinstance(self.frame, bool) or not isinstance(self.frame, (int, np.integer)) or self.frame < 0:
             raise LatentError(f"a key frame must be a whole number >= 0, got {self.frame!r}")
-        if (self.seed is None) == (self.z is None):
-            raise LatentError(f"key at frame {self.frame} needs exactly one of a seed or a vector")
-        if self.seed is not None:
-            validate_seed(self.seed)
-        else:
-            z = np.asarray(self.z, dtype=np.float32)
-            if z.ndim != 1 or not np.all(np.isfinite(z)):
-                raise LatentError(f"key at frame {self.frame}: the vector must be 1-D and finite")
-            object.__setattr__(self, "z", z)
+        seed, z, w = _check_latent(f"key at frame {self.frame}", self.seed, self.z, self.w)
+        if seed is not None:
+            object.__setattr__(self, "seed", seed)
+        object.__setattr__(self, "z", z)
+        object.__setattr__(self, "w", w)
+        if self.mix is not None and not isinstance(self.mix, Mix):
+            raise LatentError(f"key at frame {self.frame}: mix must be a Mix")
+
+    @property
+    def in_w(self) -> bool:
+        """True when this key can only be rendered in W+ (a stored w, or style mixing)."""
+        return self.w is not None or self.mix is not None
 
     def vector(self, dim: int) -> np.ndarray:
+        if self.w is not None:
+            raise LatentError(f"key at frame {self.frame} holds a w latent, not a z vector")
         if self.seed is not None:
             return seed_to_z(self.seed, dim)
         if self.z.shape[0] != dim:
             raise LatentError(f"key at frame {self.frame}: vector has {self.z.shape[0]} values, the model wants {dim}")
         return self.z
+
+    def to_dict(self) -> dict:
+        """JSON-ready: {frame, seed | z | w, mix?}; plain keys look as they always did."""
+        out = {"frame": int(self.frame), **_latent_dict(self.seed, self.z, self.w)}
+        if self.mix is not None:
+            out["mix"] = {**_latent_dict(self.mix.seed, self.mix.z, self.mix.w), "from_layer": self.mix.from_layer}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Waypoint":
+        """The inverse of to_dict (stored walks are rebuilt from it, so a resumed walk is the same)."""
+        mix = data.get("mix")
+        if mix is not None:
+            mix = Mix(from_layer=mix.get("from_layer"), seed=mix.get("seed"), z=mix.get("z"), w=mix.get("w"))
+        return cls(frame=data.get("frame"), seed=data.get("seed"), z=data.get("z"), w=data.get("w"), mix=mix)
+
+
+def _latent_dict(seed, z, w) -> dict:
+    if seed is not None:
+        return {"seed": int(seed)}
+    return {"z": z.tolist()} if z is not None else {"w": w.tolist()}
 
 
 def parse_keys(spec: str) -> list[Waypoint]:
@@ -276,10 +345,21 @@ def validate_walk(waypoints: Sequence[Waypoint], frame_start: int, frame_end: in
     return keys
 
 
+def _same_array(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
 def same_latent(a: Waypoint, b: Waypoint) -> bool:
+    if a.mix is not None or b.mix is not None:
+        if a.mix is None or b.mix is None or a.mix.from_layer != b.mix.from_layer:
+            return False
+        if not (a.mix.seed == b.mix.seed and _same_array(a.mix.z, b.mix.z) and _same_array(a.mix.w, b.mix.w)):
+            return False
     if a.seed is not None or b.seed is not None:
         return a.seed == b.seed
-    return a.z.shape == b.z.shape and bool(np.array_equal(a.z, b.z))
+    return _same_array(a.z, b.z) and _same_array(a.w, b.w)
 
 
 def loop_keys_and_range(waypoints: Sequence[Waypoint]) -> tuple[list[Waypoint], int, int]:
@@ -341,3 +421,70 @@ def _walk(frames, vectors, frame_start, frame_end, interp_fn, ease, loop):
             seg += 1
         t = (pos - frames[seg]) / (frames[seg + 1] - frames[seg])
         yield frame, interp_fn(vectors[seg], vectors[seg + 1], ease(t))
+
+
+# ----------------------------------------------------------------------------- W+ walks (stored w, style mixing)
+
+
+def ws_count(resolution: int) -> int:
+    """How many ws a StyleGAN2 generator of this resolution takes (Generator.num_ws): two
+    per block from 8 px up, one for the 4 px block and one for the last toRGB. Lets the
+    server check a key's W+ shape from a checkpoint's header, without loading it."""
+    if not rules.is_power_of_two(resolution) or resolution < 4:
+        raise LatentError(f"resolution must be a power of two >= 4, got {resolution!r}")
+    return 2 * int(resolution).bit_length() - 4  # 2 * log2(resolution) - 2
+
+
+def _latent_ws(where: str, seed, z, w, num_ws: int, w_dim: int, z_dim: int,
+               map_z: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+    """One latent (seed, z or w) as ws float32 [num_ws, w_dim]; seeds and z go through `map_z`
+    (z [z_dim] -> ws [num_ws, w_dim], with the walk's truncation), w is used as given."""
+    if w is not None:
+        if w.shape == (w_dim,):
+            return np.repeat(w[None], num_ws, axis=0)
+        if w.shape == (num_ws, w_dim):
+            return w.copy()
+        raise LatentError(f"{where}: w has shape {list(w.shape)}, this model wants [{w_dim}] or [{num_ws}, {w_dim}]")
+    z = seed_to_z(seed, z_dim) if seed is not None else z
+    if z.shape != (z_dim,):
+        raise LatentError(f"{where}: vector has {z.shape[0]} values, the model wants {z_dim}")
+    if map_z is None:  # shape checks only
+        return np.zeros((num_ws, w_dim), np.float32)
+    ws = np.asarray(map_z(z), dtype=np.float32)
+    if ws.shape != (num_ws, w_dim):
+        raise LatentError(f"map_z gave ws of shape {list(ws.shape)}, expected [{num_ws}, {w_dim}]")
+    return ws
+
+
+def key_ws(key: Waypoint, num_ws: int, w_dim: int, z_dim: int,
+           map_z: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """A walk key as ws float32 [num_ws, w_dim]: its own latent, then, with a `mix`, layers
+    >= mix.from_layer replaced by the other latent's (style_mix). Without `map_z` only the
+    shapes are checked (what a server does before it queues the walk)."""
+    where = f"key at frame {key.frame}"
+    ws = _latent_ws(where, key.seed, key.z, key.w, num_ws, w_dim, z_dim, map_z)
+    if key.mix is None:
+        return ws
+    if key.mix.from_layer > num_ws:
+        raise LatentError(f"{where}: mix.from_layer {key.mix.from_layer} is out of range: this model has "
+                          f"{num_ws} layers, so 0 (all from the other latent) to {num_ws} (none)")
+    other = _latent_ws(f"{where}, mix", key.mix.seed, key.mix.z, key.mix.w, num_ws, w_dim, z_dim, map_z)
+    return style_mix(ws, other, key.mix.from_layer)
+
+
+def walk_ws(waypoints: Sequence[Waypoint], frame_start: int, frame_end: int, *, num_ws: int, w_dim: int,
+            z_dim: int, map_z: Callable[[np.ndarray], np.ndarray], easing: str = "linear",
+            loop: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame, ws float32 [num_ws, w_dim]) for a walk in W+: every key resolved by
+    `key_ws`, then each layer interpolated on its own.
+
+    Always a straight line (lerp) in W, whatever the walk's interpolation: slerp keeps a
+    gaussian z on its shell, but W is not gaussian and its keys have arbitrary norms, so an
+    arc there has no meaning (and would swing through other images); lerp in W is what the
+    StyleGAN papers use for smooth walks. Easing and looping work as in walk_latents.
+    """
+    def resolve(key: Waypoint) -> np.ndarray:
+        return key_ws(key, num_ws, w_dim, z_dim, map_z)
+
+    return walk_latents(waypoints, w_dim, frame_start, frame_end, interp="lerp", easing=easing, loop=loop,
+                        space="w", resolve=resolve)

@@ -18,13 +18,16 @@ from server import health, openapi
 from server.auth import install_auth, load_or_create_token
 from server.config import ServerConfig
 from server.datasets import routes as datasets
+from server.directions import routes as directions
 from server.db import Database, open_checked
 from server.errors import register_error_handlers
+from server.explore import routes as explore
 from server.filelock import FileLock
 from server.generation import routes as generation
 from server.generation.model_cache import ModelCache
 from server.jobs import routes as jobs
 from server.models import routes as models
+from server.projections import routes as projections
 from server.state import EXTENSION_KEY, ServerState
 from server.walks import routes as walks
 
@@ -36,7 +39,7 @@ PRIVATE_DIR_MODE = 0o700  # the data directory holds the token and everyone's up
 # Present while the owning server runs; left behind by a crash or kill -9, which makes the next
 # start check the whole database (integrity_check) instead of the quick check.
 RUNNING_MARKER = "server.running"
-PACKAGES = (health, openapi, datasets, models, jobs, generation, walks)
+PACKAGES = (health, openapi, datasets, models, jobs, generation, directions, walks, explore, projections)
 
 
 def _resolve_device(spec: str) -> tuple[str, str]:

@@ -11,7 +11,8 @@ allowed); `code` is for programs, and is one of:
 | 401    | unauthorized            | no or wrong bearer token                                        |
 | 404    | not_found               | no such route                                                   |
 | 404    | <thing>_not_found       | the URL (or generate/walk `model`) names a missing thing:       |
-|        |                         | dataset, job, walk, model, snapshot, frame, thumbnail, file     |
+|        |                         | dataset, job, walk, model, snapshot, frame, thumbnail, file,    |
+|        |                         | direction, timelapse (a job's time-lapse), chart, projection    |
 | 405    | method_not_allowed      | the route exists, the method does not                           |
 | 409    | dataset_busy            | the dataset is being prepared                                   |
 | 409    | dataset_in_use          | an unfinished training job uses the dataset                     |
@@ -22,6 +23,8 @@ allowed); `code` is for programs, and is one of:
 | 409    | job_active              | delete: the job is queued, training or stopping; cancel it first|
 | 409    | walk_active             | delete: the walk is queued or rendering                         |
 | 409    | model_in_use            | delete: an unfinished job or walk uses the model (or snapshot)  |
+| 409    | projection_not_ready    | the projection is not done: no reconstruction yet               |
+| 409    | projection_active       | delete: the projection is queued or running                     |
 | 413    | payload_too_large       | the body is over the server's limit                             |
 | 415    | unsupported_media_type  | an upload in a form the server does not read                    |
 | 422    | invalid_input           | a well-formed request whose values are wrong                    |

@@ -37,6 +37,8 @@ class ServerState:
         self.job_status = None    # server.jobs.status.JobStatusCache         (jobs)
         self.renders = None       # server.generation.render_queue.RenderQueue (generation)
         self.walk_runner = None   # server.walks.runner.WalkRunner            (walks)
+        self.directions = None    # server.directions.cache.DirectionCache    (directions)
+        self.projections = None   # server.projections.runner.ProjectionRunner (projections)
         self._shutdown_hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._shut_down = False

@@ -59,5 +59,20 @@ WALK_FAILED = "failed"
 WALK_STATES = (WALK_QUEUED, WALK_RENDERING, WALK_COMPLETED, WALK_FAILED)
 WALK_FIELDS = ("id", "state", "error", "frames_done", "frames_total")
 
+# -- projections: POST /projections and GET /projections/{id} -> {"id", "state", "steps", "steps_done",
+#    "loss", "note", "error", "result": null | {"w", "ws", "w_plus", "final_loss", ...}}
+PROJECTION_QUEUED = "queued"
+PROJECTION_RUNNING = "running"
+PROJECTION_DONE = "done"
+PROJECTION_FAILED = "failed"
+PROJECTION_STATES = (PROJECTION_QUEUED, PROJECTION_RUNNING, PROJECTION_DONE, PROJECTION_FAILED)
+PROJECTION_FIELDS = ("id", "state", "steps", "steps_done", "loss", "loss_kind", "note", "error", "result")
+PROJECTION_RESULT_FIELDS = ("w", "ws", "w_plus", "final_loss")
+
+# -- the latent-space explorer: POST /explore -> {"model", "grid", "center_index", "cells": [cell], ...}
+EXPLORE_FIELDS = ("model", "grid", "center_index", "resolution", "cells")
+EXPLORE_CELL_FIELDS = ("index", "row", "col", "z", "w", "png")
+EXPLORE_IMAGES = "cells"  # the add-on shows one preview per cell: no need for the whole-grid PNG
+
 # -- a dataset's report.json is the dataset builder's: {"resolution", "counts": {"accepted", ...},
 #    "rejected": [{"file", "code", "reason"}], ...}

@@ -35,12 +35,20 @@ ROUTES = {
     "list_snapshots": ("GET", "/jobs/{job_id}/snapshots"),
     "download_grid": ("GET", "/jobs/{job_id}/grid.png"),
     "download_snapshot_grid": ("GET", "/jobs/{job_id}/snapshots/{step}/grid.png"),
+    "download_chart": ("GET", "/jobs/{job_id}/chart.png"),
+    "download_timelapse": ("GET", "/jobs/{job_id}/timelapse.mp4"),
+    "download_timelapse_frames": ("GET", "/jobs/{job_id}/timelapse/frames.zip"),
     "delete_job": ("DELETE", "/jobs/{job_id}"),
     "generate": ("POST", "/generate"),
     "create_walk": ("POST", "/walks"),
     "get_walk": ("GET", "/walks/{walk_id}"),
     "download_walk": ("GET", "/walks/{walk_id}/frames.zip"),
     "delete_walk": ("DELETE", "/walks/{walk_id}"),
+    "create_projection": ("POST", "/projections"),
+    "get_projection": ("GET", "/projections/{projection_id}"),
+    "explore": ("POST", "/explore"),
+    "list_directions": ("GET", "/models/{model_id}/directions"),
+    "download_direction_preview": ("GET", "/models/{model_id}/directions/{direction_id}/preview.png"),
 }
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -296,6 +304,20 @@ class LatentClient:
         """The sample grid of one snapshot (so the add-on knows which step it shows)."""
         return self.download(*self.route("download_snapshot_grid", job_id=job_id, step=step), dest)[0]
 
+    def download_chart(self, job_id, dest):
+        """The chart of a job's progress (drawn by the server when it has moved on)."""
+        return self.download(*self.route("download_chart", job_id=job_id), dest)[0]
+
+    def download_timelapse(self, job_id, dest, on_progress=None, should_stop=None):
+        """The job's time-lapse MP4: one frame per snapshot grid."""
+        return self.download(*self.route("download_timelapse", job_id=job_id), dest, on_progress=on_progress,
+                             should_stop=should_stop)[0]
+
+    def download_timelapse_frames(self, job_id, dest, on_progress=None, should_stop=None):
+        """The same frames as a zip of PNGs numbered from 1 (with frames.json: number -> step)."""
+        return self.download(*self.route("download_timelapse_frames", job_id=job_id), dest,
+                             on_progress=on_progress, should_stop=should_stop)[0]
+
     def delete_job(self, job_id):
         self._delete("delete_job", job_id=job_id)
 
@@ -315,3 +337,27 @@ class LatentClient:
 
     def delete_walk(self, walk_id):
         self._delete("delete_walk", walk_id=walk_id)
+
+    def create_projection(self, body):
+        """POST /projections (the image inside as base64: bodies of a few MB, so the long timeout)."""
+        method, path = self.route("create_projection")
+        return self._json(self.request(method, path, json_body=body, timeout=(self.timeout, self.long_timeout)))
+
+    def get_projection(self, projection_id):
+        return self._json_call("get_projection", projection_id=projection_id)
+
+    def explore(self, body):
+        """The explorer's grid as JSON (every cell's z, w and PNG); rendering it takes a while."""
+        method, path = self.route("explore")
+        return self._json(self.request(method, path, json_body=body, timeout=(self.timeout, self.long_timeout)))
+
+    def list_directions(self, model_id, query=""):
+        """A model's semantic directions (`query`: layers=&k=); the first call may load the model."""
+        method, path = self.route("list_directions", model_id=model_id)
+        return self._json(self.request(method, path + (f"?{query}" if query else ""),
+                                       timeout=(self.timeout, self.long_timeout)))
+
+    def download_direction_preview(self, model_id, direction_id, query, dest):
+        """A direction's preview strip PNG into `dest` (`query`: amount=&seed=&psi=)."""
+        method, path = self.route("download_direction_preview", model_id=model_id, direction_id=direction_id)
+        return self.download(method, path + (f"?{query}" if query else ""), dest)[0]

@@ -37,6 +37,8 @@ AUGMENTATIONS = (
     ("off", "Off", ""),
 )
 MAX_BATCH = 256
+# POST /jobs "gpus": training processes of one job (0 in the UI: "all", every GPU of the server)
+MAX_TRAIN_PROCESSES = 64
 # POST /jobs "precision": the dtype of the networks' reduced-precision blocks
 PRECISIONS = (
     ("auto", "Auto", "fp16 on a GPU, fp32 on the CPU"),
@@ -52,6 +54,8 @@ NOISE_MODE = "const"
 SEEDS_PER_REQUEST = 64  # Generate > Count goes up to this
 # Seeds the UI offers (a signed 32-bit int property); seed + Count - 1 stays below the server's 2**32.
 MAX_SEED = 2 ** 31 - 1
+# POST /generate and POST /walks "size_multiplier": images up to this many times the model's side
+MAX_SIZE_MULTIPLIER = 8
 
 # POST /walks "interpolation", "easing"
 INTERPOLATIONS = (
@@ -66,6 +70,34 @@ EASINGS = (
     ("ease-out", "Ease out", "End slowly"),
     ("ease-in-out", "Ease in-out", ""),
     ("sine", "Sine", "Sinusoidal ease"),
+)
+
+# POST /explore "grid" (N x N cells) and "distance" (0 = the centre, 1 = unrelated)
+EXPLORE_MIN_GRID, EXPLORE_MAX_GRID = 2, 8
+EXPLORE_MAX_DISTANCE = 1.0
+
+# GET /models/{id}/directions "layers", "k"; POST /walks "directions" (amounts per frame)
+DIRECTION_RANGES = (
+    ("all", "All layers", "Directions over every layer"),
+    ("coarse", "Coarse", "Pose and shape (4-8 px layers)"),
+    ("middle", "Middle", "Features (16-32 px layers)"),
+    ("fine", "Fine", "Colour and texture (64 px and up)"),
+)
+MAX_DIRECTIONS, DEFAULT_DIRECTIONS = 16, 8
+MAX_DIRECTION_AMOUNT = 100.0  # |amount| on any frame
+MAX_WALK_DIRECTIONS = 16  # directions that move in one walk
+DEFAULT_PREVIEW_AMOUNT = 5.0  # a preview strip spans -amount .. +amount
+PREVIEW_PSI = 0.7
+
+# POST /projections "steps", "loss" (tests/unit/test_project.py checks them against the rules)
+MIN_PROJECTION_STEPS, MAX_PROJECTION_STEPS, DEFAULT_PROJECTION_STEPS = 1, 5000, 300
+# A waypoint's style-mix crossover layer: the server checks it against the model's layers
+# (18 at 1024 px); the UI stops at the largest StyleGAN2 has (4096 px: 22).
+MAX_MIX_LAYER = 22
+PROJECTION_LOSSES = (
+    ("dfeat", "Discriminator features", "The model's own discriminator features + pixel terms (falls back to "
+                                        "pixel for a model without a discriminator)"),
+    ("pixel", "Pixels", "Pixel and multi-scale pixel terms only"),
 )
 
 # -- the add-on's own choices (nothing the server checks) ---------------------------------

@@ -21,10 +21,15 @@ class Waypoint(NamedTuple):
     seed: int
     use_vector: bool = False
     vector: str = ""  # the stored latent as JSON numbers, used when use_vector
+    space: str = "Z"  # what `vector` is: "Z" (a z vector) or "W" (a w / W+ latent, e.g. from a projection)
+    mix: bool = False  # style mixing: layers >= mix_from_layer come from mix_seed
+    mix_seed: int = 0
+    mix_from_layer: int = 0
 
 
 def waypoint_payload(waypoints):
-    """The waypoints as the server wants them: sorted by frame, {frame, seed} or {frame, z}."""
+    """The waypoints as the server wants them: sorted by frame, {frame, seed}, {frame, z} or
+    {frame, w}, with {mix: {seed, from_layer}} when style-mixed (then the walk runs in W)."""
     out = []
     seen = set()
     for wp in sorted(waypoints, key=lambda w: w.frame):
@@ -32,16 +37,26 @@ def waypoint_payload(waypoints):
             raise WalkError(f"Two waypoints share frame {wp.frame}: move one of them")
         seen.add(wp.frame)
         if wp.use_vector:
-            out.append({"frame": wp.frame, "z": _vector(wp)})
+            key = {"frame": wp.frame, ("w" if wp.space == "W" else "z"): _vector(wp)}
         else:
-            out.append({"frame": wp.frame, "seed": wp.seed})
+            key = {"frame": wp.frame, "seed": wp.seed}
+        if wp.mix:
+            key["mix"] = {"seed": wp.mix_seed, "from_layer": wp.mix_from_layer}
+        out.append(key)
     return out
 
 
+def _numbers(values):
+    return isinstance(values, list) and bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def _vector(wp):
+    """The stored latent: a list of numbers; a w may also be one list per layer (W+)."""
     try:
         z = json.loads(wp.vector)
-        if not isinstance(z, list) or not z or not all(isinstance(v, (int, float)) for v in z):
+        per_layer = wp.space == "W" and isinstance(z, list) and bool(z) and all(_numbers(row) for row in z)
+        if not (_numbers(z) or per_layer):
             raise ValueError
     except ValueError:
         raise WalkError(f"The stored vector of the waypoint at frame {wp.frame} is not a list of numbers") from None

@@ -10,10 +10,14 @@ from __future__ import annotations
 import bpy
 
 from .. import render_dataset
-from . import connection, dataset, delete, generate, render, training, walk
+from . import connection, dataset, delete, directions, explore, generate, render, training, walk
+from . import timelapse
+from . import projection
 
 _classes = (*connection.classes, *render.classes, *dataset.classes, *training.classes, *generate.classes,
-            *walk.classes, *delete.classes)
+            *walk.classes, *delete.classes, *explore.classes, *directions.classes)
+_classes += timelapse.classes
+_classes += projection.classes
 _register, _unregister = bpy.utils.register_classes_factory(_classes)
 
 

@@ -8,9 +8,9 @@ import bpy
 from bpy.props import StringProperty
 
 from .. import bridge, materials, storage
-from ..core import limits, work
+from ..core import limits, seamless, work
 from ..core.formatting import model_label, still_name
-from .base import ServerOperator, grey_out, model_problem, model_ref, scene_from
+from .base import Refused, ServerOperator, grey_out, model_problem, model_ref, scene_from
 
 
 class LATENT_OT_random_seed(bpy.types.Operator):
@@ -49,16 +49,26 @@ class LATENT_OT_generate_images(ServerOperator, bpy.types.Operator):
         return model_problem(s)
 
     def plan(self, context):
-        return model_ref(context.scene.latent)
+        s = context.scene.latent
+        try:
+            output = seamless.output_fields(s.gen_seamless, s.gen_size_multiplier)
+        except ValueError as exc:
+            raise Refused(str(exc)) from None
+        allowed = seamless.images_allowed(limits.SEEDS_PER_REQUEST, s.gen_size_multiplier)
+        if s.count > allowed:
+            raise Refused(f"At Size {s.gen_size_multiplier} one Generate makes at most {allowed} image(s) (each has "
+                          f"{s.gen_size_multiplier ** 2}x the pixels): lower Count")
+        return model_ref(s), output
 
-    def start(self, context, client, model):
+    def start(self, context, client, plan):
+        model, output = plan
         s = context.scene.latent
         if s.storage == "SAVE":
             out_dir, temporary = storage.project_dir("generated", context.scene), False
         else:
             out_dir, temporary = storage.download_dir("generated", context.scene)
         seeds = [s.gen_seed + i for i in range(s.count)]
-        body = {"model": model, "seeds": seeds, "psi": s.psi, "noise_mode": limits.NOISE_MODE}
+        body = {"model": model, "seeds": seeds, "psi": s.psi, "noise_mode": limits.NOISE_MODE, **output}
         bridge.runner.submit("generate", work.generate, client, body, out_dir, label="Generate",
                              context={"scene": context.scene.name, "pack": temporary or s.storage == "PACK"},
                              on_result=_generated)
@@ -77,7 +87,7 @@ def _generated(msg):
 
 
 class LATENT_OT_apply_image(bpy.types.Operator):
-    """Use an image as the Base Color of the active object's material (undo brings back what was there)"""
+    """Use an image as the Base Color of the active object's material (or every selected object's), with the Material options: bump, scale, box projection (undo brings back what was there)"""
 
     bl_idname = "latent.apply_image"
     bl_label = "Apply to Material"
@@ -89,20 +99,22 @@ class LATENT_OT_apply_image(bpy.types.Operator):
     def poll(cls, context):
         # (which image is the operator's own property, which poll cannot see: an empty or
         # unknown name is refused in execute, and the panel shows Apply only with an image)
-        obj = context.active_object
-        if obj is None or not hasattr(obj.data, "materials"):
+        if not materials.target_objects(context, context.scene.latent.material.all_selected):
             return grey_out(cls, "Select the object whose material should show the image")
         return True
 
     def execute(self, context):
-        name = self.image or context.scene.latent.last_image
-        obj = context.active_object
+        s = context.scene.latent
+        name = self.image or s.last_image
+        options = materials.options_from(s.material)
         try:
-            mat, _node, note = materials.apply_image(obj.name if obj else "", name)
+            mats, note = materials.apply_to_objects(materials.target_objects(context, s.material.all_selected),
+                                                    materials.apply_image, name, options=options)
         except materials.MaterialError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{name} is now the base color of {mat}" + (f" ({note})" if note else ""))
+        extra = "; ".join(x for x in (options.summary(), note) if x)
+        self.report({"INFO"}, f"{name} is now the base color of {', '.join(mats)}" + (f" ({extra})" if extra else ""))
         return {"FINISHED"}
 
 

@@ -78,6 +78,10 @@ class LATENT_OT_start_training(ServerOperator, bpy.types.Operator):
             body["precision"] = s.precision
         if s.keep_snapshots:  # 0 keeps all: the server's default, so not sent
             body["keep_snapshots"] = s.keep_snapshots
+        if s.gpus != 1:  # one is the server's default: not sent, so older servers still take the job
+            body["gpus"] = s.gpus or "all"
+        if s.tileable:  # off is the server's default: not sent, so older servers still take the job
+            body["tileable"] = True
         bridge.runner.submit("start_job", work.start_job, client, body, label="Start training",
                              context={"scene": context.scene.name}, on_result=watch.job_changed)
         self.report({"INFO"}, "Starting training")

@@ -69,24 +69,24 @@ class LATENT_OT_bake_walk(ServerOperator, bpy.types.Operator):
         if len(s.waypoints) < limits.MIN_WALK_WAYPOINTS:
             return (f"A walk needs at least {limits.MIN_WALK_WAYPOINTS} waypoints at different frames "
                     "(Latent Walk > +)")
-        obj = context.active_object
-        if obj is None or not hasattr(obj.data, "materials"):
+        if not materials.target_objects(context, s.material.all_selected):
             return "Select the object whose material should show the walk"
         if storage.base_folder(context.scene) is None:
             return storage.NEEDS_FOLDER
         return model_problem(s)
 
     def plan(self, context):
-        obj = context.active_object  # poll() made sure it can carry a material
+        # the objects as they are now (poll() made sure there is one): the frames land on them
+        objects = materials.target_objects(context, context.scene.latent.material.all_selected)
         model = model_ref(context.scene.latent)
         try:
             body = walks.walk_request(context.scene, model)
         except WalkError as exc:
             raise Refused(str(exc)) from None
-        return obj.name, body
+        return objects, body
 
     def start(self, context, client, plan):
-        obj_name, body = plan
+        objects, body = plan
         scene = context.scene
         # every bake gets a folder of its own beside this .blend: no other walk, and no
         # other .blend in the same folder, ever reads or replaces these frames
@@ -96,7 +96,7 @@ class LATENT_OT_bake_walk(ServerOperator, bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         bridge.runner.submit("bake_walk", work.bake_walk, client, body, out_dir, "walk", label="Bake walk",
-                             context={"scene": scene.name, "object": obj_name, "frame_start": body["frame_start"],
+                             context={"scene": scene.name, "objects": objects, "frame_start": body["frame_start"],
                                       "folder": out_dir},
                              on_result=_walk_baked, on_error=_walk_not_baked, on_cancelled=_walk_not_baked)
         return {"FINISHED"}
@@ -107,8 +107,11 @@ def _walk_baked(msg):
     name = f"Latent Walk {os.path.basename(p['folder'])}"
     img = storage.keep_image(bridge.load_image(p["files"][0], name), pack=False)
     img.source = "SEQUENCE"
-    _mat, _node, note = materials.setup_sequence(msg.context["object"], img.name, msg.context["frame_start"],
-                                                 p["count"], p["first"])
+    settings = scene_from(msg).latent
+    # the material options as they are when the frames arrive, like Apply to Material
+    _mats, note = materials.apply_to_objects(msg.context["objects"], materials.setup_sequence, img.name,
+                                             msg.context["frame_start"], p["count"], p["first"],
+                                             options=materials.options_from(settings.material))
     scene_from(msg).latent.walk_image = img.name
     scene_from(msg).latent.walk_id = str(p["walk_id"])  # its server copy can be deleted now
     bridge.notify("INFO", f"Walk baked from {model_label(p['model'])}: {p['count']} frames in {p['folder']}"

@@ -48,8 +48,10 @@ def _init_kwargs(name: str, module) -> dict:
     return kwargs
 
 
-def save_network(path, G_ema, G=None, D=None, meta: dict | None = None, step: int = 0, kimg: float = 0.0) -> Path:
-    """Write the networks atomically to `path` (.safetensors) plus the sidecar JSON; returns path."""
+def save_network(path, G_ema, G=None, D=None, meta: dict | None = None, step: int = 0, kimg: float = 0.0,
+                 tileable: bool = False) -> Path:
+    """Write the networks atomically to `path` (.safetensors) plus the sidecar JSON; returns path.
+    `tileable`: the generator was trained in seamless mode, so generation defaults to it."""
     from safetensors.torch import save
 
     path = Path(path)
@@ -72,6 +74,7 @@ def save_network(path, G_ema, G=None, D=None, meta: dict | None = None, step: in
         "kimg": float(kimg),
         "parts": [name for name, m in (("G_ema", G_ema), ("G", G), ("D", D)) if m is not None],
         "meta": meta or {},
+        "tileable": bool(tileable),
     }
     try:
         config_text = json.dumps(config, sort_keys=True)
@@ -145,6 +148,17 @@ def _config_from_header(path: Path, header: dict) -> dict:
         if key not in config:
             raise CheckpointError(f"{path.name}: config lacks {key!r}")
     return config
+
+
+def network_is_tileable(config) -> bool:
+    """Whether a network's config says it was trained seamless (files written before the flag
+    existed, imported pickles and bare networks: no)."""
+    if not isinstance(config, dict):
+        return False
+    if "tileable" in config:
+        return config["tileable"] is True
+    training = (config.get("meta") or {}).get("training") if isinstance(config.get("meta"), dict) else None
+    return isinstance(training, dict) and training.get("tileable") is True
 
 
 def read_network_config(path) -> dict:
@@ -320,5 +334,5 @@ def load_training_state(path, map_location="cpu") -> dict:
     return state
 
 
-__all__ = ["CheckpointError", "save_network", "read_network_config", "check_network_file", "load_network", "save_training_state",
+__all__ = ["CheckpointError", "save_network", "network_is_tileable", "read_network_config", "check_network_file", "load_network", "save_training_state",
            "load_training_state", "sidecar_path", "FORMAT", "FORMAT_VERSION"]

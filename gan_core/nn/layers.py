@@ -103,8 +103,44 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: int = 1, down: int = 1, padd
     return F.conv2d(x, w, stride=down, groups=ch)
 
 
-def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
+def wrap_pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Pad p pixels on every side with the opposite edge's pixels: x seen as one period of
+    an image that repeats forever (seamless mode). Built in x's memory layout: F.pad's
+    circular mode returns NCHW, which makes the CPU's NHWC convolutions several times slower."""
+    if p <= 0:
+        return x
+    n, c, h, w = x.shape
+    out = torch.empty([n, c, h + 2 * p, w + 2 * p], dtype=x.dtype, device=x.device, memory_format=_layout(x))
+    out[:, :, p:p + h, p:p + w] = x
+    out[:, :, p:p + h, :p] = x[:, :, :, w - p:]
+    out[:, :, p:p + h, p + w:] = x[:, :, :, :p]
+    out[:, :, :p] = out[:, :, h:h + p]  # rows last, from the already wrapped columns: corners too
+    out[:, :, p + h:] = out[:, :, p:2 * p]
+    return out
+
+
+def _wrap_margin(taps: int, up: int) -> int:
+    """Input pixels of wrap-around needed on each side so that every output pixel of an
+    up-sampling op with `taps` taps (conv + filter, in the upsampled grid, centred as the
+    reference centres them) reads real data, not the op's own zero padding: half the taps'
+    span in input pixels, rounded the way the reference splits odd paddings (checked against
+    3x3-tiled inputs for kernels 1-5 and filters of 2-6 taps by tests/unit/test_seamless.py)."""
+    return max(1, (taps + up - 1) // (2 * up))
+
+
+def _wrapped_resample(op, x: torch.Tensor, margin: int, up: int) -> torch.Tensor:
+    """`op` (an `up`-times upsampling with zero padding) on the periodic extension of x:
+    wrap `margin` pixels on, run op, cut the `margin * up` output pixels that saw padding.
+    A periodic input of side n thus gives exactly one period, side up * n, of the output."""
+    y = op(wrap_pad(x, margin))
+    cut = margin * up
+    return y[:, :, cut:y.shape[2] - cut, cut:y.shape[3] - cut].contiguous(memory_format=_layout(y))
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, wrap: bool = False) -> torch.Tensor:
     kw = f.shape[-1]
+    if wrap:
+        return _wrapped_resample(lambda t: upsample2d(t, f, up=up), x, _wrap_margin(kw, up), up)
     p = [(kw + up - 1) // 2, (kw - up) // 2]
     return upfirdn2d(x, f, up=up, padding=[p[0], p[1], p[0], p[1]], gain=up * up)
 
@@ -116,14 +152,24 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tenso
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1,
-                    padding: int = 0, groups: int = 1, flip_weight: bool = True) -> torch.Tensor:
+                    padding: int = 0, groups: int = 1, flip_weight: bool = True, wrap: bool = False) -> torch.Tensor:
     """2-D conv with optional up/down-sampling by the FIR filter `f`, choosing the cheapest exact order.
 
     `flip_weight=False` means true convolution instead of correlation (the reference's
-    convention for upsampling layers, which matters for loaded weights).
+    convention for upsampling layers, which matters for loaded weights). `wrap=True` pads
+    with wrap-around instead of zeros (seamless mode): a periodic input gives a periodic
+    output, so the image tiles. Same weights, same sums away from the borders.
     """
     out_ch, in_per_group, kh, kw = w.shape
     fw = f.shape[-1] if f is not None else 1
+    if wrap:
+        if down > 1:
+            raise LayerConfigError("wrap-around padding is for the synthesis network (up-sampling) only")
+        if up == 1:  # all the padding is the conv's own: wrap it, then convolve without
+            return conv2d_resample(wrap_pad(x, padding), w, f, groups=groups, flip_weight=flip_weight)
+        margin = _wrap_margin(kw + fw - 1, up)
+        return _wrapped_resample(lambda t: conv2d_resample(t, w, f, up=up, padding=padding, groups=groups,
+                                                           flip_weight=flip_weight), x, margin, up)
     p0 = p1 = padding
     if up > 1:
         p0 += (fw + up - 1) // 2
@@ -181,10 +227,12 @@ def demodulation_coefficients(weight: torch.Tensor, styles: torch.Tensor,
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None = None,
                      up: int = 1, down: int = 1, padding: int = 0, resample_filter: torch.Tensor | None = None,
-                     demodulate: bool = True, flip_weight: bool = True, fused_modconv: bool = True) -> torch.Tensor:
+                     demodulate: bool = True, flip_weight: bool = True, fused_modconv: bool = True,
+                     wrap: bool = False) -> torch.Tensor:
     """StyleGAN2 weight (de)modulation. Fused: one grouped conv with per-sample weights.
     Not fused: scale activations before/after one shared-weight conv (same maths; a single
-    large GEMM, which is faster for batches on CPU and needed for fp16 training)."""
+    large GEMM, which is faster for batches on CPU and needed for fp16 training).
+    `wrap`: wrap-around padding (conv2d_resample)."""
     n = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
     if x.dtype == torch.float16 and demodulate:
@@ -201,7 +249,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, down=down, padding=padding,
-                            flip_weight=flip_weight)
+                            flip_weight=flip_weight, wrap=wrap)
         if demodulate:
             x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
         if noise is not None:
@@ -212,7 +260,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_ch, kh, kw)
     x = conv2d_resample(x, w.to(x.dtype), resample_filter, up=up, down=down, padding=padding, groups=n,
-                        flip_weight=flip_weight)
+                        flip_weight=flip_weight, wrap=wrap)
     x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:
         x = x + noise.to(x.dtype)
@@ -277,11 +325,11 @@ class Conv2dLayer(nn.Module):
             self.register_buffer("weight", weight)
             self.register_buffer("bias", b)
 
-    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, gain: float = 1.0, wrap: bool = False) -> torch.Tensor:
         w = self.weight * self.weight_gain
         b = self.bias.to(x.dtype) if self.bias is not None else None
         x = conv2d_resample(x, w.to(x.dtype), self.resample_filter, up=self.up, down=self.down,
-                            padding=self.padding, flip_weight=(self.up == 1))
+                            padding=self.padding, flip_weight=(self.up == 1), wrap=wrap)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
@@ -298,14 +346,14 @@ def modulated_conv2d_bias_act(x: torch.Tensor, weight: torch.Tensor, styles: tor
                               noise: torch.Tensor | None, bias: torch.Tensor, act: str, gain: float,
                               clamp: float | None, up: int = 1, padding: int = 0,
                               resample_filter: torch.Tensor | None = None, flip_weight: bool = True,
-                              weight_sq: torch.Tensor | None = None) -> torch.Tensor:
+                              weight_sq: torch.Tensor | None = None, wrap: bool = False) -> torch.Tensor:
     """Non-fused demodulated conv followed by noise, bias, activation, gain and clamp, with
     the per-pixel epilogue folded into one multiply-add (same maths as modulated_conv2d +
     bias_act, three passes over the activations instead of six; speeds up CPU inference).
     `weight_sq` = weight.square().sum([2, 3]) if the caller has it cached (fp32 only)."""
     if act not in _HOMOGENEOUS or gain <= 0:
         y = modulated_conv2d(x, weight, styles, noise=noise, up=up, padding=padding, resample_filter=resample_filter,
-                             flip_weight=flip_weight, fused_modconv=False)
+                             flip_weight=flip_weight, fused_modconv=False, wrap=wrap)
         return bias_act(y, bias.to(y.dtype), act=act, gain=gain, clamp=clamp)
     n = x.shape[0]
     dtype = x.dtype
@@ -316,7 +364,7 @@ def modulated_conv2d_bias_act(x: torch.Tensor, weight: torch.Tensor, styles: tor
         weight_sq = None  # the weight changed: the cached sums no longer apply
     scale = (demodulation_coefficients(weight, styles, weight_sq) * gain).to(dtype).reshape(n, -1, 1, 1)
     x = conv2d_resample(x * styles.to(dtype).reshape(n, -1, 1, 1), weight.to(dtype), resample_filter, up=up,
-                        padding=padding, flip_weight=flip_weight)
+                        padding=padding, flip_weight=flip_weight, wrap=wrap)
     shift = bias.to(dtype).reshape(1, -1, 1, 1) * gain
     inplace = not (torch.is_grad_enabled() and (x.requires_grad or shift.requires_grad or scale.requires_grad))
     if noise is not None:
@@ -348,3 +396,61 @@ def modulated_conv1x1(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tenso
     w_mod = (styles.unsqueeze(2) * weight[:, :, 0, 0].t().unsqueeze(0)).to(x.dtype)  # [N, C, O]
     y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * w, c), w_mod)  # [N, HW, O]
     return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- style fields
+# An enlarged seamless texture (size_multiplier T) may take a different latent per training-
+# resolution tile: each layer's modulation (and demodulation) is then a smooth field that
+# equals the tile's own values at the tile's centre and blends towards its neighbours' in
+# between, wrapping around, so the image stays seamless while its layout varies tile to tile.
+
+
+def periodic_resize(m: torch.Tensor, size: int) -> torch.Tensor:
+    """[N, C, T, T] values at the centres of a T x T grid of cells on a torus -> [N, C, size, size]:
+    each pixel blends the two nearest centres per axis with smoothstep weights (so the field's
+    slope is continuous), wrapping from the last cell back to the first."""
+    t = m.shape[-1]
+    u = (torch.arange(size, device=m.device, dtype=torch.float32) + 0.5) * (t / size) - 0.5
+    i0 = torch.floor(u)
+    f = u - i0
+    f = (f * f * (3 - 2 * f)).to(m.dtype)
+    i0 = i0.long() % t
+    i1 = (i0 + 1) % t
+    rows = m[:, :, i0] * (1 - f)[:, None] + m[:, :, i1] * f[:, None]  # [N, C, size, T]
+    return rows[..., i0] * (1 - f) + rows[..., i1] * f
+
+
+def modulated_conv2d_field(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, noise: torch.Tensor | None,
+                           bias: torch.Tensor, act: str, gain: float, clamp: float | None, up: int = 1,
+                           padding: int = 0, resample_filter: torch.Tensor | None = None, flip_weight: bool = True,
+                           wrap: bool = True) -> torch.Tensor:
+    """modulated_conv2d_bias_act with a style per tile instead of per image: `styles`
+    [N, I, T, T]. The activations are scaled by the per-pixel style field, convolved with the
+    shared weight, and scaled by the demodulation coefficients of each tile, blended the same
+    way (both fields are smooth, so blending the coefficients instead of recomputing them per
+    pixel from blended styles costs nothing visible and a [N, I, H, W] tensor less)."""
+    n, dtype = x.shape[0], x.dtype
+    weight = weight.to(torch.float32)
+    styles = styles.to(torch.float32)
+    if dtype == torch.float16:  # same overflow guard as modulated_conv2d; demodulation undoes it
+        out_ch, in_ch, kh, kw = weight.shape
+        weight = weight * (1 / np.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.abs().amax(dim=[1, 2, 3], keepdim=True)
+    dcoefs = (styles.square().permute(0, 2, 3, 1) @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+    x = x * periodic_resize(styles, x.shape[-1]).to(dtype)
+    x = conv2d_resample(x, weight.to(dtype), resample_filter, up=up, padding=padding, flip_weight=flip_weight,
+                        wrap=wrap)
+    fold = act in _HOMOGENEOUS and gain > 0  # act(g * v) == g * act(v): one multiply-add does both
+    g = gain if fold else 1.0
+    scale = periodic_resize(dcoefs.permute(0, 3, 1, 2) * g, x.shape[-1]).to(dtype)
+    shift = bias.to(dtype).reshape(1, -1, 1, 1) * g
+    if noise is not None:
+        shift = shift + noise.to(dtype) * g
+    x = torch.addcmul(shift, x, scale)
+    return bias_act(x, act=act, gain=1.0 if fold else gain, clamp=clamp)
+
+
+def modulated_conv1x1_field(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """modulated_conv1x1 (no demodulation) with a style per tile: `styles` [N, I, T, T]."""
+    x = x * periodic_resize(styles.to(torch.float32), x.shape[-1]).to(x.dtype)
+    return F.conv2d(x, weight.to(x.dtype))

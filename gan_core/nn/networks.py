@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from gan_core.rules import NOISE_MODES, PRECISIONS, PRESETS, is_power_of_two
+from gan_core.rules import MAX_SIZE_MULTIPLIER, NOISE_MODES, PRECISIONS, PRESETS, is_power_of_two
 from gan_core.nn.layers import (
     DEFAULT_FILTER,
     Conv2dLayer,
@@ -27,7 +27,9 @@ from gan_core.nn.layers import (
     downsample2d,
     modulated_conv2d,
     modulated_conv2d_bias_act,
+    modulated_conv2d_field,
     modulated_conv1x1,
+    modulated_conv1x1_field,
     normalize_2nd_moment,
     setup_filter,
     upsample2d,
@@ -37,6 +39,10 @@ from gan_core.nn.layers import (
 # several times faster in that layout (measured 2-3x for the 2x-upsampling convs).
 CPU_CHANNELS_LAST = True
 ARCHITECTURES = ("orig", "skip", "resnet")
+# Enlarged seamless images compute the blocks wider than this (px) in tiles of this side:
+# big enough that the halo each tile recomputes costs a few percent, small enough that a
+# tile's activations are a few hundred MB at most (SynthesisNetwork._tiled_block).
+TILE_SIDE = 512
 
 
 class NetworkConfigError(LayerConfigError):
@@ -46,6 +52,18 @@ class NetworkConfigError(LayerConfigError):
 def _check_noise_mode(noise_mode: str) -> None:
     if noise_mode not in NOISE_MODES:
         raise NetworkConfigError(f"unknown noise mode {noise_mode!r}: use one of {', '.join(NOISE_MODES)}")
+
+
+def _check_texture_mode(seamless, size_multiplier) -> None:
+    if not isinstance(seamless, bool):
+        raise NetworkConfigError(f"seamless must be True or False, got {seamless!r}")
+    if isinstance(size_multiplier, bool) or not isinstance(size_multiplier, int) \
+            or not 1 <= size_multiplier <= MAX_SIZE_MULTIPLIER:
+        raise NetworkConfigError(f"size_multiplier must be a whole number from 1 to {MAX_SIZE_MULTIPLIER}, "
+                                 f"got {size_multiplier!r}")
+    if size_multiplier > 1 and not seamless:
+        raise NetworkConfigError("size_multiplier > 1 needs seamless=True: the enlarged input is a tiling of "
+                                 "the 4x4 const, which only wrap-around padding joins without seams")
 
 
 def _check_architecture(architecture: str) -> None:
@@ -173,6 +191,32 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("resample_filter", setup_filter(resample_filter))
         if use_noise:
             self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+        self.noise_seed = resolution  # enlarged const noise; SynthesisBlock makes it unique per layer
+        self._enlarged_noise = None  # (side, device) and its tensor: the last one made, reused by walks
+
+    def _const_noise(self, side: int, device) -> torch.Tensor:
+        """The fixed noise of noise_mode='const' for an output `side` px wide. The stored
+        buffer covers the training resolution; an enlarged image (size_multiplier > 1) gets
+        fresh noise over its whole area, not copies of the buffer: tiled noise would make
+        the enlarged texture repeat every training-resolution period. It is drawn from a
+        generator seeded by the layer and the side, so it is the same on every run and
+        device, as const noise should be."""
+        if side == self.resolution:
+            return self.noise_const
+        key = (side, str(device))
+        if self._enlarged_noise is None or self._enlarged_noise[0] != key:
+            gen = torch.Generator().manual_seed(0x5EA1 * 100003 + self.noise_seed * 4099 + side)
+            self._enlarged_noise = (key, torch.randn([side, side], generator=gen).to(device))
+        return self._enlarged_noise[1]
+
+    def noise_for(self, noise_mode: str, n: int, side: int, device):
+        """The unscaled noise one image `side` px wide gets from this layer (None: none), as
+        forward draws it: [side, side] fixed ('const') or [n, 1, side, side] fresh ('random')."""
+        if not self.use_noise or noise_mode == "none":
+            return None
+        if noise_mode == "random":
+            return torch.randn([n, 1, side, side], device=device)
+        return self._const_noise(side, device)
 
     def _static_weight(self, x: torch.Tensor):
         """(conv weight in x's layout, its per-[O, I] squared sums), cached for inference.
@@ -196,23 +240,32 @@ class SynthesisLayer(nn.Module):
             self._weight_cache_key = key
         return self._weight_cache
 
-    def forward(self, x, w, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1):
-        styles = self.affine(w)
+    def forward(self, x, w, noise_mode: str = "random", fused_modconv: bool = True, gain: float = 1,
+                seamless: bool = False, size_multiplier: int = 1, w_field=None, noise_input=None):
         noise = None
-        if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+        side = self.resolution * size_multiplier
+        if self.use_noise and noise_input is not None:  # a tile of a larger image: its part of that image's noise
+            noise = noise_input * self.noise_strength
+        elif self.use_noise and noise_mode == "random":
+            noise = torch.randn([x.shape[0], 1, side, side], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == "const":
-            noise = self.noise_const * self.noise_strength
+            noise = self._const_noise(side, x.device) * self.noise_strength
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if w_field is not None:  # [N, T, T, w_dim]: one latent per tile (SynthesisNetwork.forward)
+            return modulated_conv2d_field(x, self.weight, self.affine(w_field).permute(0, 3, 1, 2), noise, self.bias,
+                                          act=self.activation, gain=self.act_gain * gain, clamp=clamp, up=self.up,
+                                          padding=self.padding, resample_filter=self.resample_filter,
+                                          flip_weight=(self.up == 1), wrap=seamless)
+        styles = self.affine(w)
         if not fused_modconv:
             weight, weight_sq = self._static_weight(x)
             return modulated_conv2d_bias_act(x, weight, styles, noise, self.bias, act=self.activation,
                                              gain=self.act_gain * gain, clamp=clamp, up=self.up,
                                              padding=self.padding, resample_filter=self.resample_filter,
-                                             flip_weight=(self.up == 1), weight_sq=weight_sq)
+                                             flip_weight=(self.up == 1), weight_sq=weight_sq, wrap=seamless)
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),
-                             fused_modconv=True)
+                             fused_modconv=True, wrap=seamless)
         return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
 
@@ -230,7 +283,10 @@ class ToRGBLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / np.sqrt(in_channels * kernel_size ** 2)
 
-    def forward(self, x, w, fused_modconv: bool = True):
+    def forward(self, x, w, fused_modconv: bool = True, w_field=None):
+        if w_field is not None and self.weight.shape[2:] == (1, 1):  # one latent per tile
+            styles = self.affine(w_field).permute(0, 3, 1, 2) * self.weight_gain
+            return bias_act(modulated_conv1x1_field(x, self.weight, styles), self.bias.to(x.dtype), clamp=self.conv_clamp)
         styles = self.affine(w) * self.weight_gain
         if self.weight.shape[2:] == (1, 1):
             x = modulated_conv1x1(x, self.weight, styles)
@@ -266,6 +322,9 @@ class SynthesisBlock(nn.Module):
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim=w_dim, resolution=resolution,
                                     conv_clamp=conv_clamp, channels_last=self.channels_last, **layer_kwargs)
         self.num_conv += 1
+        self.conv1.noise_seed = 2 * resolution + 1
+        if in_channels != 0:
+            self.conv0.noise_seed = 2 * resolution
         if is_last or architecture == "skip":
             self.torgb = ToRGBLayer(out_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
                                     channels_last=self.channels_last)
@@ -275,8 +334,21 @@ class SynthesisBlock(nn.Module):
                                     resample_filter=resample_filter, channels_last=self.channels_last)
 
     def forward(self, x, img, ws, force_fp32: bool = False, fused_modconv: bool | None = None,
-                noise_mode: str = "random"):
+                noise_mode: str = "random", seamless: bool = False, size_multiplier: int = 1, w_fields=None,
+                noise_inputs=None):
         w_iter = iter(ws.unbind(dim=1))
+        # noise_inputs: {layer name: noise} for a tile of a larger image (SynthesisNetwork._tiled_block)
+        noise_inputs = noise_inputs or {}
+        # w_fields: per ws entry, None or [N, T, T, w_dim] latents per tile (SynthesisNetwork.forward)
+        f_iter = iter(w_fields if w_fields is not None else [None] * ws.shape[1])
+
+        def field() -> dict:  # the next entry's tile latents, as a keyword only when there are some
+            f = next(f_iter)
+            return {} if f is None else {"w_field": f}
+
+        def noise(name: str) -> dict:
+            return {"noise_input": noise_inputs[name]} if noise_inputs.get(name) is not None else {}
+
         device = ws.device
         dtype = _block_dtype(self, force_fp32, device)
         # NHWC: oneDNN's CPU convolutions (transposed ones above all) run several times faster.
@@ -289,25 +361,28 @@ class SynthesisBlock(nn.Module):
             fused_modconv = (not self.training and device.type == "cuda"
                              and (dtype == torch.float32 or ws.shape[0] == 1))
         if self.in_channels == 0:
-            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+            # size_multiplier: the const tiled N x N (a periodic input; wrap padding keeps it so)
+            x = self.const.to(dtype=dtype).unsqueeze(0).repeat([ws.shape[0], 1, size_multiplier, size_multiplier])
             x = x.contiguous(memory_format=memory_format)
         else:
             x = x.to(dtype=dtype, memory_format=memory_format)
         layer_kwargs = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
+        if seamless:  # keyword only when on: layers called the plain way stay exactly as they were
+            layer_kwargs.update(seamless=True, size_multiplier=size_multiplier)
         if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), **layer_kwargs)
+            x = self.conv1(x, next(w_iter), **layer_kwargs, **field(), **noise("conv1"))
         elif self.architecture == "resnet":
-            y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), **layer_kwargs)
-            x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), **layer_kwargs)
+            y = self.skip(x, gain=np.sqrt(0.5), wrap=seamless)
+            x = self.conv0(x, next(w_iter), **layer_kwargs, **field(), **noise("conv0"))
+            x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), **layer_kwargs, **field(), **noise("conv1"))
             x = y + x
         else:
-            x = self.conv0(x, next(w_iter), **layer_kwargs)
-            x = self.conv1(x, next(w_iter), **layer_kwargs)
+            x = self.conv0(x, next(w_iter), **layer_kwargs, **field(), **noise("conv0"))
+            x = self.conv1(x, next(w_iter), **layer_kwargs, **field(), **noise("conv1"))
         if img is not None:
-            img = upsample2d(img, self.resample_filter)
+            img = upsample2d(img, self.resample_filter, wrap=seamless)
         if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv, **field())
             y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
             img = img + y if img is not None else y
         return x, img
@@ -334,9 +409,33 @@ class SynthesisNetwork(nn.Module):
             if is_last:
                 self.num_ws += block.num_torgb
             setattr(self, f"b{res}", block)
+        # What forward(seamless=None) means: a runtime setting (not in the state dict or
+        # init_kwargs), so one checkpoint serves both modes; tileable training turns it on.
+        self.seamless = False
+        # Enlarged images: blocks whose output is wider than this many px run in square tiles
+        # of this side (a runtime setting, like seamless; see _tiled_block).
+        self.tile_side = TILE_SIDE
 
-    def forward(self, ws, noise_mode: str = "random", force_fp32: bool = False, fused_modconv: bool | None = None):
+    def forward(self, ws, noise_mode: str = "random", force_fp32: bool = False, fused_modconv: bool | None = None,
+                seamless: bool | None = None, size_multiplier: int = 1, style_field=None):
+        """seamless: every padding wraps around (the image tiles); None: self.seamless.
+        size_multiplier N (needs seamless): the 4x4 const tiled N x N and the noise N times
+        wider, so an image N times the training resolution, still seamless.
+        style_field (with size_multiplier N > 1): [B, N, N, L, w_dim], a latent per tile for
+        the first L ws entries, which then vary smoothly across the image (each tile its own
+        layout) instead of repeating the one layout of ws in every tile; entries from L on
+        come from ws. See gan_core.texture.layout_field."""
         _check_noise_mode(noise_mode)
+        seamless = self.seamless if seamless is None else seamless
+        _check_texture_mode(seamless, size_multiplier)
+        if style_field is not None:
+            expected = (ws.shape[0], size_multiplier, size_multiplier)
+            if size_multiplier < 2 or style_field.ndim != 5 or tuple(style_field.shape[:3]) != expected \
+                    or not 1 <= style_field.shape[3] <= self.num_ws or style_field.shape[4] != self.w_dim:
+                raise NetworkConfigError(
+                    f"style_field must be [{ws.shape[0]}, {size_multiplier}, {size_multiplier}, L <= {self.num_ws}, "
+                    f"{self.w_dim}] with size_multiplier >= 2, got {list(style_field.shape)}")
+            style_field = style_field.to(torch.float32)
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise NetworkConfigError(
                 f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
@@ -346,9 +445,63 @@ class SynthesisNetwork(nn.Module):
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+            extra = {}
+            if style_field is not None and w_idx < style_field.shape[3]:
+                extra["w_fields"] = [style_field[:, :, :, j] if j < style_field.shape[3] else None
+                                     for j in range(w_idx, w_idx + block_ws.shape[1])]
             w_idx += block.num_conv
-            x, img = block(x, img, block_ws, force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
+            kwargs = dict(force_fp32=force_fp32, fused_modconv=fused_modconv, noise_mode=noise_mode)
+            if size_multiplier > 1 and not extra and block.in_channels != 0 \
+                    and res * size_multiplier > self.tile_side:
+                x, img = self._tiled_block(block, x, img, block_ws, size_multiplier, kwargs)
+            else:
+                x, img = block(x, img, block_ws, seamless=seamless, size_multiplier=size_multiplier, **extra, **kwargs)
         return img
+
+    def _tiled_block(self, block, x, img, block_ws, size_multiplier: int, kwargs: dict):
+        """One block of a seamless enlarged image, computed tile by tile so that its large
+        intermediate activations never exist for the whole image at once.
+
+        Each output tile is computed from its part of the (periodic) input plus a wrapped
+        halo of input pixels, run through the block in plain mode with its part of the
+        whole image's noise; the border the halo absorbed (where the zero padding of the
+        tile's edges reached) is cut off. Every kept pixel therefore sees exactly what the
+        untiled seamless block would show it: the result is the same image. The last block
+        keeps only the image (its feature maps are not needed), so what an enlarged render
+        holds at once is the previous block's activations plus one tile's.
+        """
+        n, _, h, w = x.shape
+        side, tile = 2 * h, max(2, self.tile_side - self.tile_side % 2)  # even: tiles start on input pixels
+        halo = block.conv1.padding + 1  # input px: covers conv0 (up), conv1, skip and img paths (tested)
+        device = x.device
+        layers = {name: getattr(block, name) for name in ("conv0", "conv1")}
+        noises = {name: layer.noise_for(kwargs["noise_mode"], n, side, device) for name, layer in layers.items()}
+        x_out = img_out = None
+        for oy in range(0, side, tile):
+            for ox in range(0, side, tile):
+                th, tw = min(tile, side - oy), min(tile, side - ox)
+                rows = torch.arange(oy // 2 - halo, (oy + th) // 2 + halo, device=device) % h
+                cols = torch.arange(ox // 2 - halo, (ox + tw) // 2 + halo, device=device) % w
+                orows = torch.arange(oy - 2 * halo, oy + th + 2 * halo, device=device) % side
+                ocols = torch.arange(ox - 2 * halo, ox + tw + 2 * halo, device=device) % side
+                x_t = x.index_select(2, rows).index_select(3, cols)
+                img_t = img.index_select(2, rows).index_select(3, cols) if img is not None else None
+                tile_noise = {name: None if v is None else v.index_select(-2, orows).index_select(-1, ocols)
+                              for name, v in noises.items()}
+                x_t, img_t = block(x_t, img_t, block_ws, noise_inputs=tile_noise, **kwargs)
+                cut = (slice(None), slice(None), slice(2 * halo, 2 * halo + th), slice(2 * halo, 2 * halo + tw))
+                if not block.is_last:
+                    if x_out is None:
+                        fmt = torch.channels_last if x_t.is_contiguous(memory_format=torch.channels_last) \
+                            and not x_t.is_contiguous() else torch.contiguous_format
+                        x_out = torch.empty([n, x_t.shape[1], side, side], dtype=x_t.dtype, device=device,
+                                            memory_format=fmt)
+                    x_out[:, :, oy:oy + th, ox:ox + tw] = x_t[cut]
+                if img_t is not None:
+                    if img_out is None:
+                        img_out = torch.empty([n, img_t.shape[1], side, side], dtype=img_t.dtype, device=device)
+                    img_out[:, :, oy:oy + th, ox:ox + tw] = img_t[cut]
+        return x_out, img_out
 
 
 # ----------------------------------------------------------------------------- generator

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gan_core.fileio import atomic_write_text
 from gan_core.rules import AUG_MODES, AUGMENT_PIPELINES, PRECISION_CHOICES, PRESET_CHOICES, RuleError, \
-    check_precision, is_power_of_two
+    check_batch_split, check_precision, is_power_of_two
 
 KNOWN_METRICS = ("swd", "fid", "kid")
 
@@ -60,6 +60,7 @@ class TrainingConfig:
     compile: bool = False           # CUDA only: torch.compile the networks
     tf32: bool = True               # CUDA only
     precision: str = "auto"         # reduced-precision blocks: fp32, fp16, bf16; auto: rules.AUTO_PRECISION
+    tileable: bool = False          # seamless G (wrap-around padding) + rolled views for D; for texture datasets
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -118,12 +119,10 @@ class TrainingConfig:
             value = getattr(self, name)
             need(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                  f"{name} must be a whole number > 0, got {value!r}")
-        need(self.batch % world_size == 0,
-             f"batch {self.batch} cannot be split evenly over {world_size} GPUs; use a multiple of {world_size}")
-        per_gpu = self.batch // world_size
-        group = min(4, per_gpu)
-        need(per_gpu % group == 0,
-             f"batch per GPU ({per_gpu}) must be a multiple of 4 (the minibatch-std group) or smaller than 4")
+        try:  # the rulebook's split rule, shared with the server's job checks
+            check_batch_split(self.batch, world_size)
+        except RuleError as exc:
+            raise TrainingConfigError(str(exc)) from None
         need(self.resolution is None or (is_power_of_two(self.resolution) and self.resolution >= 4),
              f"resolution must be a power of two >= 4, got {self.resolution!r}")
         need(self.aug in AUG_MODES, f"aug must be one of {', '.join(AUG_MODES)}, got {self.aug!r}")
@@ -133,6 +132,7 @@ class TrainingConfig:
         need(0.0 < float(self.ada_target) < 1.0, f"ada_target must be between 0 and 1, got {self.ada_target}")
         need(float(self.ada_kimg) > 0, f"ada_kimg must be > 0, got {self.ada_kimg}")
         need(self.preset in PRESET_CHOICES, f"preset must be one of {', '.join(PRESET_CHOICES)}, got {self.preset!r}")
+        need(isinstance(self.tileable, bool), f"tileable must be true or false, got {self.tileable!r}")
         need(self.precision in PRECISION_CHOICES,
              f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {self.precision!r}")
         need(self.gamma is None or float(self.gamma) >= 0, f"gamma must be >= 0, got {self.gamma}")

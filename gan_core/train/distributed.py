@@ -97,3 +97,16 @@ def broadcast_module(module: torch.nn.Module, src: int = 0) -> None:
 def barrier() -> None:
     if is_active():
         dist.barrier()
+
+
+def gather_objects(obj) -> list:
+    """Every rank's `obj` (picklable: tensors, numbers, dicts), in rank order, on every rank.
+
+    Used at snapshots for the per-rank state a resume needs (RNG streams, path-length mean,
+    ADA's partial sums): small, so one all_gather_object is cheap. One process: [obj].
+    """
+    if not is_active():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

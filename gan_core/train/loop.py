@@ -3,8 +3,9 @@
 One step = one minibatch of reals through D (plus lazy R1 every `r1_interval` steps), then
 the G update (plus lazy path-length regularisation every `pl_interval` steps), then the G
 EMA update and, with ADA, the augmentation-probability controller. Snapshots (exported
-network, resumable state, sample grid, index.json last) at step 0, every `snapshot_every`
-steps and at the end. Knows nothing of Flask: the server talks to it through the callbacks.
+network, resumable state, sample grid, index.json last; then the grid's time-lapse frame,
+gan_core.reports.timelapse) at step 0, every `snapshot_every` steps and at the end. Knows
+nothing of Flask: the server talks to it through the callbacks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gan_core.fileio import atomic_write_bytes
 from gan_core.generate import image_grid
 from gan_core.models.checkpoint import load_network, save_network, save_training_state
 from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs, set_precision
+from gan_core.reports.timelapse import update_timelapse
 from gan_core.train import distributed
 from gan_core.train.ada import AdaController
 from gan_core.train.augment import AugmentPipe
@@ -38,6 +40,7 @@ from gan_core.train.metrics import (
     kernel_inception_distance,
     load_inception,
 )
+from gan_core.train.tileable import set_seamless
 from gan_core.train.snapshots import (
     STATE_FORMAT,
     capture_rng_state,
@@ -312,6 +315,12 @@ class _Run:
                 self._unusable = [s["step"] for s in list_snapshots(self.run_dir)]
                 if self.info.is_main:
                     write_index(self.run_dir, [])
+        if self.info.enabled:  # several machines: each must see the same run folder, or they diverge
+            seen = distributed.gather_objects(resume_entry["step"] if resume_entry else None)
+            if len(set(seen)) > 1:
+                raise TrainingConfigError(
+                    f"the processes of this run see different snapshots in {self.run_dir} (newest step per rank: "
+                    f"{seen}); every machine must see the same run folder (a shared filesystem)")
         self.resumed_from = resume_entry
         self._skipped_list = state["skipped_snapshots"] if state is not None else []
         if state is not None:
@@ -333,6 +342,8 @@ class _Run:
         self.precision = self.facts["precision"]
         for net in (self.G, self.D, self.G_ema):
             set_precision(net, self.precision)
+        for net in (self.G, self.G_ema):  # tileable: every synthesis (losses, grids, metrics) wraps
+            set_seamless(net, cfg.tileable)
         if cfg.channels_last and dev.type == "cuda":
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
@@ -355,7 +366,8 @@ class _Run:
             self.ada = AdaController(cfg.batch, target=cfg.ada_target, ada_kimg=cfg.ada_kimg, p=cfg.aug_p,
                                      all_reduce=distributed.all_reduce_sum)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, r1_gamma=self.gamma,
-                                  style_mixing_prob=cfg.style_mixing, pl_weight=cfg.pl_weight)
+                                  style_mixing_prob=cfg.style_mixing, pl_weight=cfg.pl_weight,
+                                  roll_views=cfg.tileable)
         if cfg.compile and dev.type == "cuda":
             self.loss.D = torch.compile(self.D)
 
@@ -380,14 +392,36 @@ class _Run:
             self.augment.p = p
         if self.ada is not None:
             self.ada.load_state_dict(state["ada"] or {"p": state["augment_p"]})
-        if self.info.is_main:
-            restore_rng_state(state["rng"])
-        else:  # only rank 0's RNG is stored; the others restart theirs deterministically
-            torch.manual_seed(self.config.seed * self.info.world_size + self.info.rank + 7919 * self.step)
+        self._restore_rank_state(state)
         # Entries after the one we resumed from are damaged: drop them so the index tells the truth.
         if self.info.is_main:
             keep = [e for e in list_snapshots(self.run_dir) if e["step"] <= self.step]
             write_index(self.run_dir, keep)
+
+    def _rank_state(self) -> dict:
+        """What differs between ranks and a bit-exact resume needs: each rank's RNG streams,
+        its path-length mean and its ADA partial sums (the sums are all-reduced only every
+        `interval` steps)."""
+        return {"rng": capture_rng_state(), "pl_mean": self.loss.pl_mean.detach().cpu(),
+                "ada": self.ada.state_dict() if self.ada else None}
+
+    def _restore_rank_state(self, state: dict) -> None:
+        """Each rank takes its own entry of state["ranks"] (saved by every rank at the snapshot).
+        A state saved by another number of processes (or by one process) has no entry per rank:
+        rank 0 takes the saved rank-0 RNG and the others start fresh seeded streams, so the run
+        goes on correctly but is no longer bit-exact with an uninterrupted one."""
+        ranks = state.get("ranks")
+        self.saved_world_size = len(ranks) if isinstance(ranks, list) and ranks else 1
+        if ranks and self.saved_world_size == self.info.world_size:
+            mine = ranks[self.info.rank]
+            restore_rng_state(mine["rng"])
+            self.loss.pl_mean.copy_(mine["pl_mean"].to(self.device))
+            if self.ada is not None and mine.get("ada"):
+                self.ada.load_state_dict(mine["ada"])
+        elif self.info.is_main:
+            restore_rng_state(state["rng"])
+        else:
+            torch.manual_seed(self.config.seed * self.info.world_size + self.info.rank + 7919 * self.step)
 
     # -------------------------------------------------------------- one step
 
@@ -457,14 +491,17 @@ class _Run:
 
     def snapshot(self) -> dict | None:
         distributed.barrier()
+        # Every rank's own resumable state, gathered into rank 0's state file (collective: all ranks).
+        ranks = distributed.gather_objects(self._rank_state()) if self.info.enabled else None
         entry = None
         if self.info.is_main:
             files = snapshot_files(self.run_dir, self.step)
             kimg = self.nimg / 1000
             meta = {"dataset": self.facts["dataset"], "training": self.config.to_dict(), "step": self.step,
                     "kimg": kimg, "augment_p": self.augment.p if self.augment else 0.0, **self.provenance}
-            save_network(files["network"], self.G_ema, G=self.G, D=self.D, meta=meta, step=self.step, kimg=kimg)
-            state = self._state_dict()
+            save_network(files["network"], self.G_ema, G=self.G, D=self.D, meta=meta, step=self.step, kimg=kimg,
+                         tileable=self.config.tileable)
+            state = self._state_dict(ranks)
             save_training_state(files["state"], state)
             self._saved_state = (files["state"].stat().st_size, _tensor_bytes(state))  # for the estimate
             if self.grid is not None:
@@ -476,6 +513,9 @@ class _Run:
             self.log({"event": "snapshot", "step": self.step, "kimg": kimg, "network": entry["network"],
                       "state": entry["state"], "grid": entry["grid"],
                       **metrics})
+            media = update_timelapse(self.run_dir, list_snapshots(self.run_dir))  # never raises: a note instead
+            if media["note"]:
+                self.log({"event": "timelapse", "step": self.step, "note": media["note"]})
         distributed.barrier()
         return entry
 
@@ -494,8 +534,8 @@ class _Run:
                           snapshot_every=cfg.snapshot_every, snapshots_now=len(entries), keep=cfg.keep_snapshots,
                           keeps_best=bool(cfg.metrics), device_type=self.device.type))
 
-    def _state_dict(self) -> dict:
-        return {
+    def _state_dict(self, ranks: list | None = None) -> dict:
+        state = {
             "format": STATE_FORMAT, "format_version": 1,
             "step": self.step, "nimg": self.nimg, "kimg": self.nimg / 1000,
             "G_kwargs": self.G.init_kwargs, "D_kwargs": self.D.init_kwargs,
@@ -507,11 +547,16 @@ class _Run:
             "rng": capture_rng_state(),
             "provenance": json.loads(json.dumps(self.provenance, default=str)),
         }
+        if ranks is not None:  # several processes: [rank 0's, rank 1's, ...] (_rank_state)
+            state["ranks"] = ranks
+        return state
 
     # -------------------------------------------------------------- the loop
 
     def _stop_requested(self) -> bool:
-        flag = bool(self.should_stop()) if (self.should_stop is not None and self.info.is_main) else False
+        # Any rank may ask (Ctrl-C reaches the ranks of the machine it was pressed on); the server's
+        # workers give only rank 0 a should_stop.
+        flag = bool(self.should_stop()) if self.should_stop is not None else False
         if distributed.is_active():  # every rank must agree, or the collectives would hang
             t = torch.tensor([1.0 if flag else 0.0], device=self.device)
             flag = bool(distributed.all_reduce_sum(t).item() > 0)
@@ -533,7 +578,8 @@ class _Run:
                   **{k: v for k, v in self.provenance.items() if k in ("preset", "base")}})
         if self.resumed_from is not None:
             self.log({"event": "resumed", "step": self.step, "kimg": self.nimg / 1000,
-                      "skipped_snapshots": [s["step"] for s in self._skipped_list]})
+                      "skipped_snapshots": [s["step"] for s in self._skipped_list],
+                      "saved_world_size": self.saved_world_size})
         if self._unusable:
             self.log({"event": "resume_failed", "step": 0, "skipped_snapshots": self._unusable})
         last_snapshot = self.step if self.resumed_from is not None else None

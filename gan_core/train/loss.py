@@ -8,11 +8,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gan_core.train.tileable import random_roll
+
 
 class StyleGAN2Loss:
     def __init__(self, G, D, augment_pipe=None, r1_gamma: float = 10.0, style_mixing_prob: float = 0.9,
-                 pl_weight: float = 2.0, pl_batch_shrink: int = 2, pl_decay: float = 0.01):
+                 pl_weight: float = 2.0, pl_batch_shrink: int = 2, pl_decay: float = 0.01, roll_views: bool = False):
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
+        self.roll_views = bool(roll_views)  # tileable training: D sees randomly rolled reals and fakes
         self.r1_gamma = float(r1_gamma)
         self.style_mixing_prob = float(style_mixing_prob)
         self.pl_weight = float(pl_weight)
@@ -34,6 +37,8 @@ class StyleGAN2Loss:
         return img, ws
 
     def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if self.roll_views:  # the wrap-around edge lands inside what D sees (gan_core.train.tileable)
+            img = random_roll(img)
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
         return self.D(img, c).float()  # losses in fp32 even when D runs fp16 layers on CUDA

@@ -22,10 +22,11 @@ from server.cli import dataset
 from server.cli import db
 from server.cli import generate
 from server.cli import import_pkl
+from server.cli import project
 from server.cli import serve
 from server.cli import train
 
-COMMAND_MODULES = (serve, dataset, train, generate, import_pkl, addon, data, delete, db)
+COMMAND_MODULES = (serve, dataset, train, generate, import_pkl, addon, data, delete, db, project)
 
 
 class CommandError(Exception):

@@ -8,6 +8,7 @@ Output files:
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def _common(p) -> None:
     p.add_argument("--noise-mode", default="const", choices=rules.NOISE_MODES, help="per-pixel noise")
     p.add_argument("--class", dest="class_idx", type=int, default=None, help="class index for conditional models")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seamless", action=argparse.BooleanOptionalAction, default=None,
+                   help="tileable images: every padding in the network wraps around (default: on for models "
+                        "trained with --tileable, off for others)")
+    p.add_argument("--size-multiplier", type=int, default=1, metavar="N",
+                   help=f"seamless images N times the model's resolution, 1..{rules.MAX_SIZE_MULTIPLIER} (a 256 px "
+                        "model gives 512-2048 px textures; needs seamless, so it turns it on unless --no-seamless)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the PNG files (created if missing)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary lines")
 
@@ -68,18 +75,29 @@ def _write(path: Path, data: bytes) -> None:
         raise GenerateError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _check_texture_flags(args) -> None:
+    """--seamless / --size-multiplier checked before the model is loaded (ModelRunner checks again)."""
+    from gan_core.generate import GenerateError, validate_size_multiplier
+
+    if validate_size_multiplier(args.size_multiplier) > 1 and args.seamless is False:
+        raise GenerateError(f"--size-multiplier {args.size_multiplier} needs seamless mode: drop --no-seamless "
+                            "(or use --size-multiplier 1)")
+
+
 def _run_generate(args) -> int:
     from gan_core.generate import ModelRunner, encode_png
     from gan_core.latent import parse_seeds
 
     seeds = parse_seeds(args.seeds)  # cheap checks before loading torch weights
+    _check_texture_flags(args)
     runner = ModelRunner(args.model, device=args.device)
     outdir = Path(args.output)
     batch = max(1, args.batch)
     for i in range(0, len(seeds), batch):
         chunk = seeds[i:i + batch]
         images = runner.generate(seeds=chunk, psi=args.psi, noise_mode=args.noise_mode, class_idx=args.class_idx,
-                                 batch_size=args.batch)
+                                 batch_size=args.batch, seamless=args.seamless,
+                                 size_multiplier=args.size_multiplier)
         for seed, image in zip(chunk, images):
             _write(outdir / seed_filename(seed), encode_png(image))
     if not args.quiet:
@@ -98,11 +116,13 @@ def _run_walk(args) -> int:
         keys, start, end = loop_keys_and_range(keys)
     else:
         start, end = keys[0].frame, keys[-1].frame
+    _check_texture_flags(args)
     runner = ModelRunner(args.model, device=args.device)
     outdir = Path(args.output)
     frames = runner.render_walk(keys, start, end, interp=args.interp, easing=args.easing, loop=args.loop,
                                 psi=args.psi, noise_mode=args.noise_mode, batch_size=args.batch,
-                                class_idx=args.class_idx)
+                                class_idx=args.class_idx, seamless=args.seamless,
+                                size_multiplier=args.size_multiplier)
     total = end - start + 1
     count = 0
     for frame, image in frames:

@@ -4,17 +4,26 @@ Ctrl-C asks the loop to stop after the current step; it then writes a final snap
 the run can be resumed by running the same command again, and exits with status 130 so
 scripts can tell. A second Ctrl-C aborts at once. Works under torchrun (one process per
 GPU); only rank 0 prints and writes files.
+
+Several GPUs or machines: `--nproc-per-node N` (and for several machines `--nnodes`,
+`--node-rank`, `--rdzv-endpoint`) runs this same command again under torchrun
+(server.torchrun), which starts the processes; a command already started by torchrun
+(`torchrun ... -m server.cli train ...`) trains directly.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
 from gan_core import rules
 
 EXIT_INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
+# Under `relaunch`: the file whose appearance asks this machine's ranks to stop (its Ctrl-C).
+STOP_FILE_ENV = "LATENT_STUDIO_STOP_FILE"
 
 
 def register(subparsers) -> None:
@@ -50,8 +59,28 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=rules.PRECISION_CHOICES, default="auto",
                    help="dtype of the networks' reduced-precision blocks (the top 4 resolutions of the small and "
                         "stylegan2 presets): auto = fp16 on a GPU, fp32 on the CPU; the CPU also runs bf16, not fp16")
+    p.add_argument("--tileable", action="store_true",
+                   help="train for seamless textures: the generator's padding wraps around and the discriminator "
+                        "sees randomly rolled images; for datasets of (tileable) textures; generation then "
+                        "defaults to seamless")
     p.add_argument("--quiet", action="store_true", help="no progress bar (log lines only)")
-    p.set_defaults(func=run)
+    launch = p.add_argument_group("several GPUs or machines (the command runs itself again under torchrun)")
+    for flag, kwargs in LAUNCH_OPTIONS.items():
+        launch.add_argument(flag, **kwargs)
+    p.set_defaults(func=run, parser_actions=p._actions)
+
+
+LAUNCH_OPTIONS = {
+    "--nproc-per-node": dict(type=int, default=1, help="training processes on this machine, one per GPU (on a "
+                             "CPU: gloo processes sharing the cores); the batch is split over all processes"),
+    "--nnodes": dict(type=int, default=1, help="machines training this one run together; each runs the same "
+                     "command with its own --node-rank"),
+    "--node-rank": dict(type=int, default=0, help="this machine's number, 0 to --nnodes - 1: machine 0 hosts the "
+                        "rendezvous and writes snapshots and progress"),
+    "--rdzv-endpoint": dict(metavar="HOST:PORT", default=None, help="machine 0's address and a free port on it, "
+                            "the same on every machine; needed when --nnodes is more than 1"),
+}
+LAUNCH_DESTS = {flag[2:].replace("-", "_") for flag in LAUNCH_OPTIONS}
 
 
 def resolve_base(base: str | None) -> str | None:
@@ -69,6 +98,12 @@ def resolve_base(base: str | None) -> str | None:
     raise ValueError(f"base model {base!r} is neither a file nor a model in {models}; {known}")
 
 
+def _under_torchrun() -> bool:
+    from server.torchrun import under_torchrun
+
+    return under_torchrun()
+
+
 def config_from_args(args):
     from gan_core.train.loop import TrainingConfig
     return TrainingConfig(
@@ -78,7 +113,7 @@ def config_from_args(args):
         freeze_d=args.freeze_d, preset=args.preset, device=args.device, seed=args.seed,
         metrics=tuple(m.strip() for m in args.metrics.split(",") if m.strip()), report_every=args.report_every,
         keep_snapshots=args.keep_snapshots,
-        channels_last=args.channels_last, compile=args.compile, precision=args.precision)
+        channels_last=args.channels_last, compile=args.compile, precision=args.precision, tileable=args.tileable)
 
 
 class _StopOnSigint:
@@ -130,7 +165,71 @@ def _estimate_lines(event: dict) -> list[str]:
     return lines
 
 
+def _train_flags(args) -> list[str]:
+    """The options of this `train` command, for running it again under torchrun (launch options left out)."""
+    flags = []
+    for action in args.parser_actions:
+        if not action.option_strings or action.dest in LAUNCH_DESTS or action.dest == "help":
+            continue
+        value = getattr(args, action.dest)
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # an on/off flag
+            if value:
+                flags.append(flag)
+        elif value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def relaunch(args) -> int:
+    """Run this command again under torchrun with the launch options, and wait for it.
+
+    torchrun runs in its own session, so a Ctrl-C reaches only this process. It does not
+    signal torchrun (which would then stop its ranks at once and leave the other machines
+    waiting for it): it creates the stop file the ranks watch (STOP_FILE_ENV), they stop
+    after a final snapshot, each machine's torchrun ends normally, and this exits with 130.
+    A second Ctrl-C (or a SIGTERM) ends torchrun at once."""
+    import tempfile
+
+    from server import torchrun
+
+    cmd = torchrun.command(["server.cli", "train", *_train_flags(args)], nproc_per_node=args.nproc_per_node,
+                           nnodes=args.nnodes, node_rank=args.node_rank, endpoint=args.rdzv_endpoint)
+    with tempfile.TemporaryDirectory(prefix="latent-studio-train-") as folder:
+        stop_file = Path(folder) / "stop"
+        proc = subprocess.Popen(cmd, env={**torchrun.environment(), STOP_FILE_ENV: str(stop_file)},
+                                start_new_session=True)
+        interrupts = []
+
+        def on_signal(signum, frame):
+            interrupts.append(signum)
+            if signum == signal.SIGINT and interrupts.count(signal.SIGINT) == 1:
+                stop_file.touch()
+                print("stopping after a final snapshot (Ctrl-C again to abort)", file=sys.stderr)
+                return
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            code = proc.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    if interrupts and code == 0:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+    return EXIT_INTERRUPTED if interrupts else code
+
+
 def run(args) -> int:
+    if not _under_torchrun():
+        from server.torchrun import check_rendezvous
+
+        check_rendezvous(args.nnodes, args.node_rank, args.nproc_per_node, args.rdzv_endpoint)
+        if args.nproc_per_node > 1 or args.nnodes > 1:
+            return relaunch(args)
     from tqdm import tqdm
 
     from gan_core.train.distributed import env_dist_info
@@ -151,14 +250,21 @@ def run(args) -> int:
         if is_main:
             (bar.write if bar is not None else print)(line)
 
+    world: list[int] = []  # the run's process count, from its start event
+
     def on_progress(event: dict) -> None:
         nonlocal bar
         kind = event.get("event")
         if kind == "start":
+            world.append(event["world_size"])
             say(_start_line(event))
         elif kind == "resumed":
             say(f"resuming from step {event['step']} ({event['kimg']:.2f} kimg)"
                 + (f"; skipped damaged snapshots {event['skipped_snapshots']}" if event["skipped_snapshots"] else ""))
+            saved = event.get("saved_world_size")
+            if saved and world and saved != world[-1]:
+                say(f"note: the snapshot was saved by {saved} process(es), this run has {world[-1]}: it trains on "
+                    "correctly, but the random streams of ranks other than 0 start afresh (not bit-exact)")
         elif kind == "estimate":
             for line in _estimate_lines(event):
                 say(line)
@@ -172,9 +278,11 @@ def run(args) -> int:
                             s_kimg=f"{event['sec_per_kimg']:.1f}",
                             **{k: f"{v:.3f}" for k, v in event["losses"].items()})
 
+    stop_file = os.environ.get(STOP_FILE_ENV)  # set by `relaunch` on this machine's ranks
     with _StopOnSigint() as stop:
         try:
-            summary = train(config, on_progress=on_progress, should_stop=stop)
+            summary = train(config, on_progress=on_progress,
+                            should_stop=lambda: stop() or bool(stop_file and os.path.exists(stop_file)))
         finally:
             if bar is not None:
                 bar.close()

@@ -19,6 +19,12 @@ _locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
 
 
+def batch_for(size_multiplier: int = 1) -> int:
+    """Images per lock hold at a size multiplier: an N-times enlarged image is N^2 plain ones'
+    work, so a hold stays about BATCH plain images long (and at least one image)."""
+    return max(1, BATCH // (size_multiplier * size_multiplier))
+
+
 def device_lock(device: str) -> threading.Lock:
     with _guard:
         return _locks.setdefault(str(device), threading.Lock())

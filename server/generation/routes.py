@@ -9,7 +9,7 @@ from flask import Blueprint, Flask, Response
 
 from server.config import API_PREFIX
 from server.errors import server_busy
-from server.generation.gpu import BATCH, device_lock
+from server.generation.gpu import batch_for, device_lock
 from server.generation.render_queue import QueueFull, RenderQueue
 from server.generation.schemas import GenerateRequest
 from server.models.resolve import resolve_model
@@ -39,19 +39,23 @@ def _render(state: ServerState, path, body: GenerateRequest) -> tuple[bytes, str
     from gan_core.generate import encode_png  # torch: loaded with the first model anyway
 
     runner = state.model_cache.get(path)
-    seeds, images = body.seeds, []
+    seeds, pngs = body.seeds, []
     lock = device_lock(state.device)
-    # One lock hold per batch: a walk or another request never waits more than a batch.
-    for i in range(0, len(seeds), BATCH):
+    # One lock hold per batch: a walk or another request never waits more than a batch. Enlarged
+    # textures (size_multiplier) come fewer per batch, and each batch is encoded before the next
+    # is rendered, so only one batch of raw images is in memory at a time.
+    batch = batch_for(body.size_multiplier)
+    for i in range(0, len(seeds), batch):
         with lock:
-            images.extend(runner.generate(seeds=seeds[i:i + BATCH], psi=body.psi, noise_mode=body.noise_mode,
-                                          batch_size=BATCH))
+            images = runner.generate(seeds=seeds[i:i + batch], psi=body.psi, noise_mode=body.noise_mode,
+                                     batch_size=batch, seamless=body.seamless, size_multiplier=body.size_multiplier)
+        pngs.extend(encode_png(img) for img in images)
     if len(seeds) == 1:
-        return encode_png(images[0]), "image/png", {}
+        return pngs[0], "image/png", {}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for seed, img in zip(seeds, images):
-            zf.writestr(f"seed{seed:04d}.png", encode_png(img))
+        for seed, png in zip(seeds, pngs):
+            zf.writestr(f"seed{seed:04d}.png", png)
     return buf.getvalue(), "application/zip", {"Content-Disposition": 'attachment; filename="images.zip"'}
 
 

@@ -13,7 +13,7 @@ from gan_core import rules
 from server.config import API_PREFIX
 from server.datasets.store import dataset_zip_path, get_dataset
 from server.errors import ApiError, error_response, invalid_input, public_text
-from server.jobs import scheduler, states, store
+from server.jobs import media, scheduler, states, store
 from server.jobs.schemas import TRAINING_DEFAULTS, JobCreate, JobList, JobOut, JobResume, SnapshotList
 from server.jobs.status import JobStatusCache
 from server.models.library import SCRATCH_ID
@@ -88,12 +88,14 @@ def job_json(job: dict) -> dict:
         "resolution": p.get("resolution"), "steps": job["steps"], "step": job["step"],
         "batch": p.get("batch"), "mirror": p.get("mirror"), "augmentation": p.get("augmentation"),
         "snapshot_every": p.get("snapshot_every"), "preset": p.get("preset"),
-        "precision": p.get("precision"), "keep_snapshots": p.get("keep_snapshots"),
+        "precision": p.get("precision"), "keep_snapshots": p.get("keep_snapshots"), "gpus": p.get("gpus", 1),
+        "tileable": bool(p.get("tileable", False)),
         "estimate": job.get("estimate"),
         "kimg": job["kimg"], "losses": job["losses"] or {}, "ada_p": job["ada_p"],
         "sec_per_kimg": job["sec_per_kimg"], "eta_s": job["eta_s"],
         "latest_grid_url": f"{base}/grid.png" if job["latest_grid"] else None,
         "snapshots_url": f"{base}/snapshots",
+        **media.media_urls(job),
         "error": public_text(job["error"]), "attempt": job["attempt"], "pid": job["pid"],
         "heartbeat": iso_utc(job["heartbeat"]),
         "created_at": iso_utc(job["created_at"]), "updated_at": iso_utc(job["updated_at"]),
@@ -127,10 +129,13 @@ def create_job():
         "resolution": body.resolution, "batch": body.batch, "mirror": body.mirror, "augmentation": body.augmentation,
         "snapshot_every": rule_check(rules.check_int, snapshot_every, "snapshot_every", 1, steps),
         "preset": body.preset, "seed": body.seed,
-        "precision": body.precision, "keep_snapshots": body.keep_snapshots,
+        "precision": body.precision, "keep_snapshots": body.keep_snapshots, "gpus": body.gpus,
+        "tileable": body.tileable,
     }
     # A precision this server's device cannot run is refused now, not later in the worker.
     rule_check(rules.check_precision, body.precision, state.device.split(":")[0])
+    # More processes than this server has GPUs (or cores), or a batch they cannot share: refused now.
+    rule_check(scheduler.check_job_processes, body.gpus, body.batch, state.scheduler.gpus if state.scheduler else [])
     dataset = _ready_dataset(state, body.dataset_id)
     data_res = (dataset.get("info") or {}).get("resolution")
     if body.resolution is not None and data_res and int(data_res) != body.resolution:
@@ -307,7 +312,8 @@ def init_app(app: Flask, state: ServerState) -> None:
     state.job_status = JobStatusCache(state.db)
     state.add_shutdown_hook(state.job_status.close)
     devices = scheduler.slot_devices(str(state.device), state.config.device, state.config.workers, _cuda_count(str(state.device)))
-    state.scheduler = scheduler.Scheduler(state.db, state.config.jobs_dir, devices=devices)
+    gpus = scheduler.gpu_pool(str(state.device), state.config.device, _cuda_count(str(state.device)))
+    state.scheduler = scheduler.Scheduler(state.db, state.config.jobs_dir, devices=devices, gpus=gpus)
     if state.owns_data_dir:
         requeued = scheduler.recover(state.db)
         if requeued:
@@ -317,3 +323,4 @@ def init_app(app: Flask, state: ServerState) -> None:
     else:
         log.warning("another server runs the job queue of %s; this one will not start workers", state.config.data_dir)
     app.register_blueprint(bp)
+    app.register_blueprint(media.bp)

@@ -15,6 +15,14 @@ from server.validation import Document, Schema, Timestamp, choice, ruled, text, 
 TRAINING_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainingConfig)}
 MAX_TITLE = 200
 
+# Training processes of one job: a count or "all" (rules.check_gpus); the server checks it
+# against its GPUs (or, on a CPU server, its cores) and the batch split.
+Gpus = ruled(int | str, lambda value, name: rules.check_gpus(value, name),
+             {"anyOf": [{"type": "integer", "minimum": 1, "maximum": rules.MAX_TRAIN_PROCESSES},
+                        {"type": "string", "enum": [rules.ALL_GPUS]}],
+              "description": "training processes, one per GPU ('all': every GPU the server was given); on a CPU "
+                             "server, gloo processes sharing its cores"})
+
 Resolution = ruled(int, lambda value, name: rules.check_resolution(value, name),
                    {"type": "integer", "minimum": rules.NETWORK_MIN_RESOLUTION,
                     "maximum": rules.NETWORK_MAX_RESOLUTION, "description": "a power of two"}, nullable=True)
@@ -42,6 +50,9 @@ class JobCreate(Schema):
         "a GPU, fp32 on the CPU (which refuses fp16)")
     keep_snapshots: whole(1, nullable=True) = Field(None, description="keep only the newest N snapshots (and the "
                                                     "best by metric); null: keep all")
+    gpus: Gpus = 1
+    tileable: bool = Field(TRAINING_DEFAULTS["tileable"], description="train for seamless textures (wrap-around "
+                           "padding, rolled views for D); the model then generates seamless images by default")
 
 
 class JobResume(Schema):
@@ -84,6 +95,8 @@ class JobOut(Document):
     preset: str | None
     precision: str | None = Field(None, description="as asked (auto: the device's default)")
     keep_snapshots: int | None = Field(None, description="retention: the newest N snapshots are kept; null: all")
+    gpus: int | str = Field(1, description="training processes as asked: a count or 'all'")
+    tileable: bool = Field(False, description="trained for seamless textures")
     estimate: Estimate | None = Field(None, description="null until the first steps have been measured")
     kimg: float
     losses: dict[str, float]
@@ -92,6 +105,11 @@ class JobOut(Document):
     eta_s: float | None
     latest_grid_url: str | None
     snapshots_url: str
+    timelapse_url: str | None = Field(None, description="the sample grids as an MP4, one frame per snapshot; "
+                                      "null until the first snapshot")
+    timelapse_frames_url: str | None = Field(None, description="the same frames as a zip of numbered PNGs")
+    chart_url: str | None = Field(None, description="a chart of the losses, ADA, metrics and speed; null until "
+                                  "training has started")
     error: str | None
     attempt: int
     pid: int | None

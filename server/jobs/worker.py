@@ -5,10 +5,16 @@ The worker knows the job id, its attempt number and the SQLite file; it calls
 and `should_stop` answers from a flag that a watcher thread sets when the job is being
 cancelled, when the server process has died, or when this attempt was superseded.
 The exit code tells the scheduler how it ended; a message for the user goes to the row.
+
+A job with several processes runs this module under torchrun (`python -m server.jobs.worker
+<payload file>`, see server.jobs.launch): every rank trains; rank 0 alone holds the run
+folder's lock, watches for cancel and the server's death, writes progress and records the
+outcome in a file for the scheduler (torchrun reports only failed or not).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -80,14 +86,41 @@ def _stopped_by_full_disk(db_file: str, job_id: int, attempt: int, run_dir: Path
     return EXIT_FAILED
 
 
+def _start_time(pid: int) -> str | None:
+    """A process's start time (/proc, Linux), so a recycled pid is not mistaken for it; None
+    when it is gone or a zombie (dead, not yet reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _server_alive(pid: int, started: str | None) -> bool:
+    if Path("/proc/self/stat").exists():
+        return started is not None and _start_time(pid) == started
+    try:  # no /proc (macOS): the pid alone
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class _Watcher(threading.Thread):
     """Heartbeat + stop conditions, checked off the training thread so a slow step
     never delays the heartbeat and the training loop only reads a flag."""
 
-    def __init__(self, db_file: str, job_id: int, attempt: int, parent_pid: int, flag_file: Path):
+    def __init__(self, db_file: str, job_id: int, attempt: int, parent_pid: int, flag_file: Path,
+                 via_launcher: bool = False):
         super().__init__(daemon=True, name=f"job-{job_id}-watcher")
         self.db_file, self.job_id, self.attempt = db_file, job_id, attempt
         self.parent_pid, self.flag_file = parent_pid, flag_file
+        # Under torchrun our parent is the launcher, whose parent is the server: both must live.
+        self.via_launcher = via_launcher
+        self.launcher_pid = os.getppid()
+        self.server_started = _start_time(parent_pid) if via_launcher else None
         self.stop = threading.Event()
         self.reason: str | None = None  # cancel | orphaned | superseded | server_stopping
         self.done = threading.Event()
@@ -97,8 +130,13 @@ class _Watcher(threading.Thread):
             self.reason = reason
         self.stop.set()
 
+    def _orphaned(self) -> bool:
+        if not self.via_launcher:
+            return os.getppid() != self.parent_pid
+        return os.getppid() != self.launcher_pid or not _server_alive(self.parent_pid, self.server_started)
+
     def check_once(self) -> None:
-        if os.getppid() != self.parent_pid:
+        if self._orphaned():
             self._set("orphaned")
             return
         if self.flag_file.exists():
@@ -178,16 +216,41 @@ def run_worker(payload: dict) -> None:
     os._exit(code)  # skip interpreter teardown: nothing left to flush, and it is faster
 
 
-def _run(payload: dict) -> int:
+def main(argv: list[str] | None = None) -> None:
+    """One rank of a multi-process job, as torchrun starts it: `python -m server.jobs.worker PAYLOAD_FILE`."""
+    from gan_core.train.distributed import env_dist_info
+    from server.jobs.launch import write_outcome
+
+    argv = sys.argv[1:] if argv is None else argv
+    payload = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    rank = env_dist_info().rank
+    code = _run(payload, rank=rank)
+    if rank == 0:
+        try:
+            write_outcome(Path(payload["job_dir"]), payload["attempt"], code)
+        except OSError:  # e.g. a full disk: the launcher's exit status still says failed or not
+            pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A clean end is 0 for torchrun (the outcome file says which); a failure stays non-zero so
+    # torchrun stops the other ranks instead of leaving them waiting in a collective.
+    os._exit(EXIT_COMPLETED if code in (EXIT_COMPLETED, EXIT_CANCELLED, EXIT_ORPHANED) else code)
+
+
+def _run(payload: dict, rank: int | None = None) -> int:
+    """Train the job; `rank` is set under torchrun (None: the only process of a one-process job)."""
     job_id, attempt, db_file = payload["job_id"], payload["attempt"], payload["db_file"]
     job_dir = Path(payload["job_dir"])
+    if rank:  # ranks > 0 only train: rank 0 holds the lock, watches, reports and decides the outcome
+        return _run_other_rank(payload)
     # A worker orphaned by a crashed server may still be writing its final snapshot when the
     # restarted server starts the next attempt: this lock on the job directory makes us wait.
     lock = FileLock(job_dir / "worker.lock")
     if not lock.acquire(LOCK_WAIT_S):
         _record_error(db_file, job_id, attempt, "another worker still holds this job's run directory")
         return EXIT_FAILED
-    watcher = _Watcher(db_file, job_id, attempt, payload["parent_pid"], job_dir / "cancel.flag")
+    watcher = _Watcher(db_file, job_id, attempt, payload["parent_pid"], job_dir / "cancel.flag",
+                       via_launcher=rank is not None)
     watcher.check_once()
     watcher.start()
     progress = _Progress(db_file, job_id, attempt)
@@ -217,3 +280,30 @@ def _run(payload: dict) -> int:
         return EXIT_ORPHANED
     _record_error(db_file, job_id, attempt, f"training stopped at step {final_step} of {payload['config']['steps']} without a reason")
     return EXIT_FAILED
+
+
+def _run_other_rank(payload: dict) -> int:
+    """A rank > 0: train until rank 0 stops (every rank agrees on stopping in the loop);
+    a crash here is recorded on the job, which rank 0 then also fails on."""
+    job_id, attempt, db_file = payload["job_id"], payload["attempt"], payload["db_file"]
+    try:
+        _leave_room_for_the_server(payload["config"].get("device", "cpu"))
+        from gan_core.train.loop import TrainingConfig, train
+
+        train(TrainingConfig(**payload["config"]))
+    except Exception as exc:
+        traceback.print_exc()
+        # User errors are the same on every rank, and a rank that lost rank 0 only sees a closed
+        # connection: rank 0's message, when it has one, is the one to keep.
+        try:
+            row = store.get_job(db_file, job_id)
+        except Exception:
+            row = None
+        if not isinstance(exc, ValueError) and row and row["attempt"] == attempt and not row.get("error"):
+            _record_error(db_file, job_id, attempt, f"a training process crashed: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    return EXIT_COMPLETED
+
+
+if __name__ == "__main__":
+    main()

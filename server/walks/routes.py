@@ -9,8 +9,9 @@ from flask import Blueprint, Flask, jsonify, send_file
 
 from gan_core import rules
 from server.config import API_PREFIX
+from server.directions.walks import resolve_walk_directions
 from server.errors import ApiError, invalid_input, public_text, server_busy
-from server.generation.gpu import BATCH
+from server.generation.gpu import batch_for
 from server.models.resolve import resolve_model
 from server.openapi import doc
 from server.responses import no_content
@@ -37,22 +38,28 @@ def walk_json(walk: dict) -> dict:
     }
 
 
-def _checked_walk(body: WalkRequest, z_dim: int) -> tuple[list[dict], int, int]:
-    """(waypoints as stored, frame_start, frame_end), checked by the library that renders them."""
-    from gan_core.latent import Waypoint, validate_walk
+def _checked_walk(body: WalkRequest, config: dict) -> tuple[list[dict], int, int]:
+    """(waypoints as stored, frame_start, frame_end), checked by the library that renders them
+    against the model's `config` (its checkpoint header: z_dim, w_dim, resolution)."""
+    from gan_core.latent import Waypoint, key_ws, validate_walk, ws_count
 
-    keys = [field_check(f"waypoints[{i}]", Waypoint, w.frame, seed=w.seed, z=w.z) for i, w in enumerate(body.waypoints)]
+    z_dim = int(config["z_dim"])
+    keys = [field_check(f"waypoints[{i}]", Waypoint.from_dict, w.model_dump(exclude_none=True))
+            for i, w in enumerate(body.waypoints)]
     frames = [w.frame for w in keys]
     start = body.frame_start if body.frame_start is not None else min(frames)
     end = body.frame_end if body.frame_end is not None else max(frames)
     keys = rule_check(validate_walk, keys, start, end, body.loop)
     for key in keys:
-        if key.z is not None:
+        if key.in_w:  # stored w / style mixing: shapes and the mixing layer against the model
+            field_check("waypoints", key_ws, key, ws_count(int(config["resolution"])), int(config["w_dim"]), z_dim)
+        elif key.z is not None:
             field_check("waypoints", key.vector, z_dim)
     if end - start + 1 > rules.MAX_WALK_FRAMES:
         raise invalid_input(f"at most {rules.MAX_WALK_FRAMES} frames per walk, asked for {end - start + 1}")
-    stored = [{"frame": k.frame, "seed": k.seed} if k.seed is not None else {"frame": k.frame, "z": k.z.tolist()}
-              for k in keys]
+    rule_check(rules.check_enlarged_count, end - start + 1, rules.MAX_WALK_FRAMES, body.size_multiplier,
+               "frames per walk")  # enlarged frames: the same pixels (time, disk) in fewer frames
+    stored = [k.to_dict() for k in keys]  # Waypoint.from_dict reads them back (a resumed walk is the same)
     return stored, start, end
 
 
@@ -65,10 +72,13 @@ def create_walk():
     state = current_state()
     body = parse(WalkRequest, json_body())
     path, model_ref = resolve_model(state, body.model)
-    waypoints, start, end = _checked_walk(body, int(read_network_config(path)["z_dim"]))
+    waypoints, start, end = _checked_walk(body, read_network_config(path))
+    directions = resolve_walk_directions(state, path, body.directions, start, end)  # stored: resumes render the same
     params = {"waypoints": waypoints, "frame_start": start, "frame_end": end,
               "interpolation": body.interpolation, "easing": body.easing, "loop": body.loop,
-              "psi": body.psi, "noise_mode": body.noise_mode, "batch_size": BATCH}
+              "psi": body.psi, "noise_mode": body.noise_mode, "batch_size": batch_for(body.size_multiplier),
+              "seamless": body.seamless, "size_multiplier": body.size_multiplier,
+              **({"directions": directions} if directions else {})}
     if not state.walk_runner.reserve():  # bounded: a flood of walks waits outside, not in memory
         raise server_busy("walks")
     try:

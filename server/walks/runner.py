@@ -15,12 +15,11 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
 from gan_core.fileio import atomic_path, atomic_write_bytes, is_disk_full
 from server.db import Database
 from server.generation.gpu import device_lock
 from server.generation.model_cache import ModelCache
+from server.directions.walks import walk_directions
 from server.walks import store
 
 log = logging.getLogger(__name__)
@@ -87,15 +86,16 @@ class WalkRunner:
         out_dir.mkdir(parents=True, exist_ok=True)
         store.update_walk(self.db, walk_id, state=store.RENDERING)
         runner = self.cache.get(walk["checkpoint"])
-        waypoints = [Waypoint(frame=w["frame"], seed=w.get("seed"),
-                              z=None if w.get("z") is None else np.asarray(w["z"], dtype=np.float32))
-                     for w in p["waypoints"]]
+        waypoints = [Waypoint.from_dict(w) for w in p["waypoints"]]  # as the route stored them (to_dict)
         for stale in out_dir.glob(".frame_*.tmp"):  # half-written by a process that was killed
             stale.unlink(missing_ok=True)
         already = store.frames_on_disk(out_dir, p["frame_start"], p["frame_end"])  # a resumed walk
         frames = runner.render_walk(
             waypoints, p["frame_start"], p["frame_end"], p["interpolation"], p["easing"], p["loop"],
             p["psi"], noise_mode=p["noise_mode"], batch_size=p["batch_size"], skip_frames=already,
+            directions=walk_directions(p),
+            # walks stored before seamless textures existed have neither key: plain, as rendered then
+            seamless=p.get("seamless", False), size_multiplier=p.get("size_multiplier", 1),
         )
         lock = device_lock(self.device)
         done, last = len(already), 0.0

@@ -33,7 +33,10 @@ DRAW_SCRIPT = textwrap.dedent(
     UI_FUNCS = bpy.types.UILayout.bl_rna.functions
     UI_PROPS = bpy.types.UILayout.bl_rna.properties
     ICONS = set(UI_FUNCS["label"].parameters["icon"].enum_items.keys())
-    UI_FILES = (panels.__file__, preferences.__file__)
+    directions = importlib.import_module(MOD + ".directions")
+    panels_directions = importlib.import_module(MOD + ".panels_directions")
+    panels_projection = importlib.import_module(MOD + ".panels_projection")
+    UI_FILES = (panels.__file__, preferences.__file__, panels_directions.__file__, panels_projection.__file__)
     problems = []
 
     def caller():
@@ -201,6 +204,10 @@ DRAW_SCRIPT = textwrap.dedent(
     bpy.ops.latent.add_waypoint(seed=2)
     s.waypoints[1].use_vector = True
     s.model_source = "BASE"
+    for direction_id, preview in (("coarse:0", "/tmp/strip.png"), ("fine:1", "")):  # one with a preview strip
+        item = context.scene.latent_directions.add()
+        item.direction_id, item.name, item.preview = direction_id, direction_id, preview
+    directions.preview_icon = lambda item: 7 if item.preview else 0  # headless Blender makes no icons
     draw_everything()
     render_dataset.current = None
     gate.set()
@@ -273,8 +280,9 @@ def test_every_panel_draws_only_existing_properties_and_operators(addon_zip, tmp
     assert r["problems"] == []
     assert r["missing"] == {}, "draw() statements no state exercised"
     assert r["statements"] > 80
-    assert r["panels"] == ["LATENT_PT_dataset", "LATENT_PT_generate", "LATENT_PT_main", "LATENT_PT_training",
-                           "LATENT_PT_walk"]
+    assert r["panels"] == ["LATENT_PT_dataset", "LATENT_PT_directions", "LATENT_PT_explore", "LATENT_PT_generate", "LATENT_PT_main",
+                           "LATENT_PT_training", "LATENT_PT_walk",
+                           "LATENT_PT_waypoint_from_image"]
     assert r["lists"] == ["LATENT_UL_jobs", "LATENT_UL_snapshots", "LATENT_UL_waypoints"]
     broken = "\n".join(r["broken"])
     for expected in ("no property 'no_such_property'", "'latent.no_such_operator' is not registered",

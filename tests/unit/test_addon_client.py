@@ -242,7 +242,8 @@ def test_download_error_leaves_no_file(server, tmp_path):
 
 
 # One sample call per client method: the request it sends must be its ROUTES entry.
-SAMPLE_PARAMS = {"dataset_id": "d 1/x", "job_id": 7, "walk_id": 3, "step": 40, "model_id": "ffhq v2"}
+SAMPLE_PARAMS = {"dataset_id": "d 1/x", "job_id": 7, "walk_id": 3, "step": 40, "model_id": "ffhq v2",
+                 "direction_id": "coarse:0", "projection_id": 5}
 
 
 def _zip_file(tmp):
@@ -270,10 +271,19 @@ SAMPLE_CALLS = {
     "list_snapshots": lambda c, tmp: c.list_snapshots(7),
     "download_grid": lambda c, tmp: c.download_grid(7, str(tmp / "g.png")),
     "download_snapshot_grid": lambda c, tmp: c.download_snapshot_grid(7, 40, str(tmp / "g.png")),
+    "download_chart": lambda c, tmp: c.download_chart(7, str(tmp / "c.png")),
+    "download_timelapse": lambda c, tmp: c.download_timelapse(7, str(tmp / "t.mp4")),
+    "download_timelapse_frames": lambda c, tmp: c.download_timelapse_frames(7, str(tmp / "f.zip")),
     "generate": lambda c, tmp: c.generate({}, str(tmp / "i.png")),
     "create_walk": lambda c, tmp: c.create_walk({}),
     "get_walk": lambda c, tmp: c.get_walk(3),
     "download_walk": lambda c, tmp: c.download_walk(3, str(tmp / "w.zip")),
+    "explore": lambda c, tmp: c.explore({}),
+    "create_projection": lambda c, tmp: c.create_projection({}),
+    "get_projection": lambda c, tmp: c.get_projection(5),
+    "list_directions": lambda c, tmp: c.list_directions("ffhq v2", "layers=coarse&k=2"),
+    "download_direction_preview": lambda c, tmp: c.download_direction_preview("ffhq v2", "coarse:0", "amount=4.0",
+                                                                              str(tmp / "d.png")),
 }
 
 

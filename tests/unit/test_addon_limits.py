@@ -24,12 +24,14 @@ def test_training_choices():
     assert limits.values(limits.PRESETS) == tuple(rules.PRESET_CHOICES)
     assert limits.values(limits.AUGMENTATIONS) == tuple(rules.AUG_MODES)
     assert limits.MAX_BATCH == rules.MAX_TRAIN_BATCH
+    assert limits.MAX_TRAIN_PROCESSES == rules.MAX_TRAIN_PROCESSES
 
 
 def test_generation_and_walk_choices():
     assert (limits.PSI_MIN, limits.PSI_MAX) == (rules.PSI_MIN, rules.PSI_MAX)
     assert limits.NOISE_MODE in rules.NOISE_MODES
     assert limits.SEEDS_PER_REQUEST == rules.SEEDS_PER_REQUEST
+    assert limits.MAX_SIZE_MULTIPLIER == rules.MAX_SIZE_MULTIPLIER
     # Generate sends seeds gen_seed .. gen_seed + Count - 1
     assert limits.MAX_SEED + limits.SEEDS_PER_REQUEST - 1 <= rules.MAX_SEED
     assert limits.values(limits.INTERPOLATIONS) == tuple(rules.INTERPOLATIONS)
