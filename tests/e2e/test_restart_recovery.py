@@ -21,51 +21,9 @@ from gan_core.train.loop import list_snapshots
 
 from tests.support.http import api_get, api_post
 from tests.support.jobs import create_job, prepared_dataset, wait_job, write_tiny_base_model
+from tests.support.processes import alive, crash, tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of `pid`, from /proc (Linux)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # Field 4 is the parent pid; the command name (field 2) may contain spaces.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        todo.extend(_children(p))
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _crash(process) -> list[int]:
-    """What a power cut does to the server: every process of it dies at once, no cleanup."""
-    pids = _tree(process.pid)
-    for pid in pids:  # freeze first so no process can react to another's death
-        os.kill(pid, signal.SIGSTOP)
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    return pids
 
 
 def _digest(path: Path) -> str:
@@ -83,7 +41,7 @@ def test_sigkill_mid_training_then_restart_resumes_from_last_snapshot(server_fac
     # Wait for a snapshot beyond the initial one, and for training to move past it.
     job = wait_job(server, job_id, lambda j: j["state"] == "running" and j["step"] >= 1, 240)
     worker_pid = job["pid"]
-    assert worker_pid and _alive(worker_pid)
+    assert worker_pid and alive(worker_pid)
 
     snaps_before = api_get(server, f"/jobs/{job_id}/snapshots").json()["snapshots"]
     assert len(snaps_before) >= 2
@@ -96,10 +54,10 @@ def test_sigkill_mid_training_then_restart_resumes_from_last_snapshot(server_fac
     dataset_zip = data_dir / "datasets" / dataset["id"] / "dataset.zip"
     zip_digest = _digest(dataset_zip)
 
-    killed = _crash(server.process)
+    killed = crash(server.process)
     assert worker_pid in killed, "the worker process should be part of the server's tree"
     time.sleep(0.5)
-    assert not any(_alive(p) for p in killed)
+    assert not any(alive(p) for p in killed)
     # The newest snapshot that completed before the crash (one may have finished after listing).
     last_before = list_snapshots(run_dir.parent)[-1]["step"]
     assert last_before >= snaps_before[-1]["step"]
@@ -150,14 +108,14 @@ def test_worker_stops_by_itself_when_only_the_server_dies(server_factory, tmp_pa
     job_id = create_job(server, dataset["id"], steps=5000, snapshot_every=1000).json()["id"]
     job = wait_job(server, job_id, lambda j: j["state"] == "running" and j["latest_grid_url"], 240)
     worker_pid = job["pid"]
-    assert worker_pid in _tree(server.process.pid)
+    assert worker_pid in tree(server.process.pid)
 
     os.kill(server.process.pid, signal.SIGKILL)
     server.process.wait(timeout=10)
     deadline = time.monotonic() + 120
-    while _alive(worker_pid) and time.monotonic() < deadline:
+    while alive(worker_pid) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _alive(worker_pid), "the orphaned worker kept running"
+    assert not alive(worker_pid), "the orphaned worker kept running"
 
     run_dir = data_dir / "jobs" / str(job_id) / "run"
     progress = (run_dir / "progress.jsonl").read_text()
@@ -190,7 +148,7 @@ def test_walk_cut_short_by_a_crash_resumes_and_keeps_its_frames(server_factory, 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(walk_dir.glob("frame_*.png"))) < 60:
         time.sleep(0.05)
-    _crash(server.process)
+    crash(server.process)
     before = {p.name: _digest(p) for p in walk_dir.glob("frame_*.png")}
     assert 60 <= len(before) < 3000, len(before)
 

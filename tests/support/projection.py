@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 
 import numpy as np
+
+from tests.support.inprocess import wait_settled
 
 
 def write_tiny_model_with_d(path, seed: int = 0):
@@ -45,11 +46,4 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def wait_projection(api, projection_id: int, timeout: float = 180) -> dict:
     """Poll GET /projections/<id> (Flask test client `api`) until it is done or failed."""
-    deadline = time.monotonic() + timeout
-    body = None
-    while time.monotonic() < deadline:
-        body = api.get(f"projections/{projection_id}").get_json()
-        if body["state"] in ("done", "failed"):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"projection {projection_id} not finished: {body}")
+    return wait_settled(api, f"projections/{projection_id}", ("done", "failed"), timeout)

@@ -14,7 +14,7 @@ import pytest
 from server.errors import RETRY_AFTER_S
 from server.generation.render_queue import QueueFull, RenderQueue
 from tests.support.http import assert_json_error
-from tests.support.jobs import write_tiny_base_model
+from tests.support.inprocess import add_tiny_model
 
 MODEL = {"model_id": "tinybase"}
 
@@ -22,9 +22,7 @@ MODEL = {"model_id": "tinybase"}
 @pytest.fixture
 def busy_api(make_api):
     api = make_api(generate_queue=1, walk_queue=1)
-    write_tiny_base_model(api.state.config.models_dir / "tinybase.safetensors")
-    assert api.post("models/rescan").status_code == 200
-    return api
+    return add_tiny_model(api)
 
 
 class Occupied:

@@ -5,7 +5,6 @@ stored directions a resumed walk renders from, and every refusal."""
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from server.directions.schemas import DirectionListing
 from server.generation.gpu import BATCH
 from server.walks import store
 from tests.support.http import assert_json_error
-from tests.support.jobs import write_tiny_base_model
+from tests.support.inprocess import add_tiny_model, wait_walk
 
 MODEL_ID = "tinybase"
 MODEL = {"model_id": MODEL_ID}
@@ -30,9 +29,7 @@ START, END = 2, 9  # 8 frames
 
 @pytest.fixture(scope="module")
 def server(api):
-    write_tiny_base_model(api.state.config.models_dir / f"{MODEL_ID}.safetensors")
-    assert api.post("models/rescan").status_code == 200
-    return api
+    return add_tiny_model(api, MODEL_ID)
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +40,6 @@ def local(server):
 
 def _png(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-
-def _wait(api, walk_id: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        walk = api.get(f"walks/{walk_id}").get_json()
-        if walk["state"] in ("completed", "failed"):
-            return walk
-        time.sleep(0.05)
-    raise AssertionError(f"walk {walk_id} not done: {walk}")
 
 
 def _frames(api, walk_id: int) -> dict[int, np.ndarray]:
@@ -168,7 +155,7 @@ def test_walk_frames_with_per_frame_amounts_equal_a_local_render(server, local, 
         {"vector": vector.tolist(), "layers": [3, 5], "amounts": AMOUNTS_B},
     ], interpolation=interpolation))
     assert r.status_code == 202, r.get_data(as_text=True)
-    walk = _wait(server, r.get_json()["id"])
+    walk = wait_walk(server, r.get_json()["id"])
     assert walk["state"] == "completed", walk
     coarse = compute_directions(local, "coarse", 1)[0]
     edits = [WalkDirection(coarse.vector, coarse.layers, np.asarray(AMOUNTS_A, np.float32)),
@@ -189,7 +176,7 @@ def test_zero_amounts_render_the_plain_walk(server):
     plain = server.post("walks", json=_walk_body([]))
     zero = server.post("walks", json=_walk_body([{"id": "fine:2", "amounts": [0.0] * 8}]))
     assert plain.status_code == zero.status_code == 202
-    a, b = _wait(server, plain.get_json()["id"]), _wait(server, zero.get_json()["id"])
+    a, b = wait_walk(server, plain.get_json()["id"]), wait_walk(server, zero.get_json()["id"])
     fa, fb = _frames(server, a["id"]), _frames(server, b["id"])
     for frame in fa:
         np.testing.assert_array_equal(fa[frame], fb[frame])
@@ -198,7 +185,7 @@ def test_zero_amounts_render_the_plain_walk(server):
 
 def test_a_walk_stores_its_directions_and_a_resumed_walk_renders_the_same(server):
     r = server.post("walks", json=_walk_body([{"id": "middle:0", "amounts": AMOUNTS_A}]))
-    walk = _wait(server, r.get_json()["id"])
+    walk = wait_walk(server, r.get_json()["id"])
     stored = store.get_walk(server.state.db, walk["id"])["params"]["directions"]
     listed = server.get(f"models/{MODEL_ID}/directions?layers=middle&k=1").get_json()["directions"][0]
     assert stored == [{"id": "middle:0", "layers": listed["layers"], "amounts": AMOUNTS_A, "vector": listed["vector"]}]
@@ -210,7 +197,7 @@ def test_a_walk_stores_its_directions_and_a_resumed_walk_renders_the_same(server
     server.state.directions = DirectionCache()
     store.update_walk(server.state.db, walk["id"], state=store.QUEUED)
     server.state.walk_runner.submit(walk["id"], reserved=False)
-    assert _wait(server, walk["id"])["state"] == "completed"
+    assert wait_walk(server, walk["id"])["state"] == "completed"
     after = _frames(server, walk["id"])
     for frame in before:
         np.testing.assert_array_equal(after[frame], before[frame])

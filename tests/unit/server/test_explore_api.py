@@ -17,7 +17,7 @@ from gan_core import rules
 from server.explore.schemas import ExploreOut
 from server.openapi import build_openapi
 from tests.support.http import assert_json_error
-from tests.support.jobs import write_tiny_base_model
+from tests.support.inprocess import add_tiny_model
 
 MODEL = {"model_id": "tinybase"}
 SERVER_SETTINGS = {"generate_queue": 1}
@@ -26,10 +26,7 @@ Z_DIM = 64  # the tiny preset
 
 @pytest.fixture(scope="module")
 def server(api):
-    write_tiny_base_model(api.state.config.models_dir / "tinybase.safetensors")
-    r = api.post("models/rescan")
-    assert r.status_code == 200 and "tinybase" in {m["id"] for m in r.get_json()["models"]}
-    return api
+    return add_tiny_model(api)
 
 
 def _png(text: str) -> np.ndarray:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from server.jobs import store
 from server.openapi import build_openapi
 from tests.support.fuzz import check_answer, operations, requests_for
-from tests.support.jobs import write_tiny_base_model
+from tests.support.inprocess import add_tiny_model
 from tests.support.run_folders import run_folder
 
 EXAMPLES_PER_ROUTE = 40
@@ -26,8 +26,7 @@ def world(api, ready_dataset):
     finished walk. The walk queue's one place is then taken, so walks the fuzzer gets right
     are checked in full and answered 503 instead of rendering for minutes."""
     config = api.state.config
-    write_tiny_base_model(config.models_dir / "tinybase.safetensors")
-    assert api.post("models/rescan").status_code == 200
+    add_tiny_model(api)
     dataset_id = ready_dataset(api)
     job = store.insert_job(api.state.db, title="fuzz", dataset_id=dataset_id, base_model="scratch",
                            params={"resolution": 32}, steps=2,

@@ -15,6 +15,7 @@ from PIL import Image
 from gan_core import rules
 from server.generation.model_cache import ModelCache
 from tests.support.http import assert_json_error
+from tests.support.inprocess import add_tiny_model
 from tests.support.jobs import write_tiny_base_model
 
 MODEL = {"model_id": "tinybase"}
@@ -22,10 +23,7 @@ MODEL = {"model_id": "tinybase"}
 
 @pytest.fixture(scope="module")
 def server(api):
-    write_tiny_base_model(api.state.config.models_dir / "tinybase.safetensors")
-    r = api.post("models/rescan")
-    assert r.status_code == 200 and "tinybase" in {m["id"] for m in r.get_json()["models"]}
-    return api
+    return add_tiny_model(api)
 
 
 def _img(data: bytes) -> np.ndarray:

@@ -18,6 +18,7 @@ from gan_core.latent import style_mix
 from server.projections import store
 from server.projections.schemas import ProjectionOut
 from tests.support.http import assert_json_error
+from tests.support.inprocess import wait_walk
 from tests.support.jobs import write_tiny_base_model
 from tests.support.projection import decode_png, png_base64, wait_projection, write_tiny_model_with_d
 from tests.support.training_data import colour_pattern
@@ -43,16 +44,6 @@ def server(api):
 def _create(api, **fields):
     body = {"model": WITH_D, "image": png_base64(TARGET), "steps": 4, **fields}
     return api.post("projections", json=body)
-
-
-def _walk(api, walk_id: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        walk = api.get(f"walks/{walk_id}").get_json()
-        if walk["state"] in ("completed", "failed"):
-            return walk
-        time.sleep(0.05)
-    raise AssertionError(f"walk {walk_id} not done")
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -134,7 +125,7 @@ def test_the_found_latent_is_a_walk_key_with_style_mixing(server):
         {"frame": 0, "w": w}, {"frame": 2, "seed": 5, "mix": {"seed": 6, "from_layer": layer}},
         {"frame": 4, "w": done["result"]["ws"], "mix": {"w": w, "from_layer": 7}}]})
     assert r.status_code == 202, r.get_data(as_text=True)
-    walk = _walk(server, r.get_json()["id"])
+    walk = wait_walk(server, r.get_json()["id"])
     assert walk["state"] == "completed", walk
     zf = zipfile.ZipFile(io.BytesIO(server.get(f"walks/{walk['id']}/frames.zip").data))
     frames = {i: decode_png(zf.read(f"frame_{i:05d}.png")) for i in range(5)}

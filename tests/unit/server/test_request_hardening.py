@@ -10,7 +10,7 @@ from gan_core import rules
 from server.jobs import store
 from server.validation import MAX_JSON_BODY_BYTES, MAX_JSON_DEPTH
 from tests.support.http import assert_json_error
-from tests.support.jobs import write_tiny_base_model
+from tests.support.inprocess import add_tiny_model
 
 MODEL = {"model_id": "tinybase"}
 KEYS = [{"frame": 0, "seed": 1}, {"frame": 3, "seed": 2}]
@@ -23,8 +23,7 @@ JSON_ROUTES = [("post", "jobs"), ("post", "generate"), ("post", "walks"), ("post
 
 @pytest.fixture(scope="module")
 def server(api, ready_dataset):
-    write_tiny_base_model(api.state.config.models_dir / "tinybase.safetensors")
-    assert api.post("models/rescan").status_code == 200
+    add_tiny_model(api)
     dataset_id = ready_dataset(api)
     job = store.insert_job(api.state.db, title="t", dataset_id=dataset_id, base_model="scratch", params={},
                            steps=5, run_dir_for=lambda i: store.run_dir_for(api.state.config.data_dir, i))

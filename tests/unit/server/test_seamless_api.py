@@ -6,7 +6,6 @@ is created by a refused request."""
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import numpy as np
@@ -18,6 +17,7 @@ from gan_core.generate import ModelRunner
 from gan_core.models.checkpoint import save_network
 from server.jobs import scheduler
 from tests.support.http import assert_json_error
+from tests.support.inprocess import wait_walk
 from tests.support.textures import reference_generator
 
 PLAIN, TILEABLE = {"model_id": "fixplain"}, {"model_id": "fixtile"}
@@ -103,20 +103,10 @@ def test_generate_allows_the_enlarged_limit_exactly(server):
         assert len(zf.namelist()) == 4
 
 
-def _wait(api, walk_id: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        walk = api.get(f"walks/{walk_id}").get_json()
-        if walk["state"] in ("completed", "failed"):
-            return walk
-        time.sleep(0.05)
-    raise AssertionError(f"walk {walk_id} not done: {walk}")
-
-
 def test_walk_renders_enlarged_seamless_frames(server, local):
     r = server.post("walks", json={"model": PLAIN, "waypoints": KEYS, "size_multiplier": 2})
     assert r.status_code == 202, r.get_json()
-    walk = _wait(server, r.get_json()["id"])
+    walk = wait_walk(server, r.get_json()["id"])
     assert walk["state"] == "completed" and walk["frames_done"] == 3
     frame = _img(server.get(f"walks/{walk['id']}/frames/2.png").data)
     assert frame.shape == (2 * RES, 2 * RES, 3)
@@ -130,7 +120,7 @@ def test_walk_seamless_null_follows_the_model(server):
                          ("plain_default", {})):
         r = server.post("walks", json={"model": PLAIN, "waypoints": KEYS, **fields})
         assert r.status_code == 202, r.get_json()
-        walk = _wait(server, r.get_json()["id"])
+        walk = wait_walk(server, r.get_json()["id"])
         assert walk["state"] == "completed", walk
         frames[name] = _img(server.get(f"walks/{walk['id']}/frames/0.png").data)
     np.testing.assert_array_equal(frames["tileable_default"], frames["plain_seamless"])

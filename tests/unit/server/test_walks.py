@@ -5,7 +5,6 @@ background, frames and the zip. (A walk resumed after a crash: tests/e2e.)"""
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import numpy as np
@@ -15,7 +14,7 @@ from PIL import Image
 from gan_core import rules
 from server.walks.schemas import WalkOut
 from tests.support.http import assert_json_error
-from tests.support.jobs import write_tiny_base_model
+from tests.support.inprocess import add_tiny_model, wait_walk
 
 MODEL = {"model_id": "tinybase"}
 OK = [{"frame": 0, "seed": 1}, {"frame": 4, "seed": 2}]
@@ -23,23 +22,11 @@ OK = [{"frame": 0, "seed": 1}, {"frame": 4, "seed": 2}]
 
 @pytest.fixture(scope="module")
 def server(api):
-    write_tiny_base_model(api.state.config.models_dir / "tinybase.safetensors")
-    assert api.post("models/rescan").status_code == 200
-    return api
+    return add_tiny_model(api)
 
 
 def _img(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.int16)
-
-
-def _wait(api, walk_id: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        walk = api.get(f"walks/{walk_id}").get_json()
-        if walk["state"] in ("completed", "failed"):
-            return walk
-        time.sleep(0.1)
-    raise AssertionError(f"walk {walk_id} not done: {walk}")
 
 
 @pytest.mark.parametrize("fields, status, code, words", [
@@ -89,7 +76,7 @@ def test_walk_renders_frames_in_the_background(server):
     WalkOut.model_validate(walk)
     assert walk["frames_total"] == 6 and walk["state"] in ("queued", "rendering", "completed")
     assert walk["created_at"].endswith("Z") and walk["model"] == MODEL
-    walk = _wait(server, walk["id"])
+    walk = wait_walk(server, walk["id"])
     assert walk["state"] == "completed" and walk["frames_done"] == 6, walk
     zf = zipfile.ZipFile(io.BytesIO(server.get(f"walks/{walk['id']}/frames.zip").data))
     assert zf.namelist() == [f"frame_{i:05d}.png" for i in range(6)]
@@ -117,4 +104,4 @@ def test_z_waypoints_of_the_right_length_are_accepted(server):
     z = np.random.RandomState(0).randn(64).tolist()
     r = server.post("walks", json={"model": MODEL, "waypoints": [{"frame": 0, "z": z}, {"frame": 2, "seed": 5}]})
     assert r.status_code == 202, r.get_data(as_text=True)
-    assert _wait(server, r.get_json()["id"])["state"] == "completed"
+    assert wait_walk(server, r.get_json()["id"])["state"] == "completed"
