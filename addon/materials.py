@@ -237,6 +237,17 @@ def setup_sequence(obj_name, image_name, frame_start, frame_count, first_number,
     return mat_name, node_name, note
 
 
+def apply_still(context, image_name):
+    """Apply to Material for a still image, on the objects and with the options of the
+    scene's Material settings; returns the report line (MaterialError when it cannot)."""
+    settings = context.scene.latent.material
+    options = options_from(settings)
+    mats, note = apply_to_objects(target_objects(context, settings.all_selected), apply_image, image_name,
+                                  options=options)
+    extra = "; ".join(x for x in (options.summary(), note) if x)
+    return f"{image_name} is now the base color of {', '.join(mats)}" + (f" ({extra})" if extra else "")
+
+
 def apply_to_objects(obj_names, apply, *args, **kwargs):
     """`apply` (apply_image or setup_sequence) on each object; returns the materials changed
     (each once, in order) and the notes in words."""

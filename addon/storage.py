@@ -74,6 +74,17 @@ def download_dir(sub, scene=None):
         return path, True
 
 
+def images_dir(sub, scene=None):
+    """(folder, pack) for images the user keeps, by the Storage setting: "SAVE" writes them
+    into the project folder (NoFolder while there is none), the other settings download
+    where `download_dir` says; `pack` is whether they must then be packed into the .blend."""
+    settings = _settings(scene)
+    if settings.storage == "SAVE":
+        return project_dir(sub, scene), False
+    folder, temporary = download_dir(sub, scene)
+    return folder, temporary or settings.storage == "PACK"
+
+
 def new_folder(sub, name, scene=None):
     """A folder no one has used: `<project>/<sub>/<name>_001`, `_002`, ... (created, so two
     bakes started together cannot pick the same one)."""

@@ -180,10 +180,7 @@ class LATENT_OT_explore_use_texture(_CellAction, bpy.types.Operator):
         cell, grid = self.cell(context)
         s = context.scene.latent
         try:
-            if s.storage == "SAVE":
-                out_dir, temporary = storage.project_dir("generated", context.scene), False
-            else:
-                out_dir, temporary = storage.download_dir("generated", context.scene)
+            out_dir, pack = storage.images_dir("generated", context.scene)
         except storage.NoFolder as exc:
             self.report({"ERROR"}, f"{exc}, or store the images packed (\"Pack into .blend\")")
             return {"CANCELLED"}
@@ -191,22 +188,17 @@ class LATENT_OT_explore_use_texture(_CellAction, bpy.types.Operator):
         dest = os.path.join(out_dir, core.cell_file(cell, grid["model"]))
         shutil.copyfile(cell["path"], dest + ".part")
         os.replace(dest + ".part", dest)
-        img = storage.keep_image(bridge.load_image(dest, core.cell_name(cell, grid["model"])),
-                                 temporary or s.storage == "PACK")
+        img = storage.keep_image(bridge.load_image(dest, core.cell_name(cell, grid["model"])), pack)
         s.last_image = img.name
         # on the material the way Apply to Material does it (its targets and options)
         targets = materials.target_objects(context, s.material.all_selected)
         if not targets:
             self.report({"INFO"}, f"Loaded {img.name}: select an object and press Apply to Material to use it")
             return {"FINISHED"}
-        options = materials.options_from(s.material)
         try:
-            mats, note = materials.apply_to_objects(targets, materials.apply_image, img.name, options=options)
+            self.report({"INFO"}, materials.apply_still(context, img.name))
         except materials.MaterialError as exc:
             self.report({"WARNING"}, f"Loaded {img.name}, but: {exc}")
-            return {"FINISHED"}
-        extra = "; ".join(x for x in (options.summary(), note) if x)
-        self.report({"INFO"}, f"{img.name} is now the base color of {', '.join(mats)}" + (f" ({extra})" if extra else ""))
         return {"FINISHED"}
 
 

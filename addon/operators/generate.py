@@ -63,14 +63,11 @@ class LATENT_OT_generate_images(ServerOperator, bpy.types.Operator):
     def start(self, context, client, plan):
         model, output = plan
         s = context.scene.latent
-        if s.storage == "SAVE":
-            out_dir, temporary = storage.project_dir("generated", context.scene), False
-        else:
-            out_dir, temporary = storage.download_dir("generated", context.scene)
+        out_dir, pack = storage.images_dir("generated", context.scene)
         seeds = [s.gen_seed + i for i in range(s.count)]
         body = {"model": model, "seeds": seeds, "psi": s.psi, "noise_mode": limits.NOISE_MODE, **output}
         bridge.runner.submit("generate", work.generate, client, body, out_dir, label="Generate",
-                             context={"scene": context.scene.name, "pack": temporary or s.storage == "PACK"},
+                             context={"scene": context.scene.name, "pack": pack},
                              on_result=_generated)
         return {"FINISHED"}
 
@@ -104,17 +101,12 @@ class LATENT_OT_apply_image(bpy.types.Operator):
         return True
 
     def execute(self, context):
-        s = context.scene.latent
-        name = self.image or s.last_image
-        options = materials.options_from(s.material)
+        name = self.image or context.scene.latent.last_image
         try:
-            mats, note = materials.apply_to_objects(materials.target_objects(context, s.material.all_selected),
-                                                    materials.apply_image, name, options=options)
+            self.report({"INFO"}, materials.apply_still(context, name))
         except materials.MaterialError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        extra = "; ".join(x for x in (options.summary(), note) if x)
-        self.report({"INFO"}, f"{name} is now the base color of {', '.join(mats)}" + (f" ({extra})" if extra else ""))
         return {"FINISHED"}
 
 
