@@ -167,27 +167,42 @@ def read_network_config(path) -> dict:
     return _config_from_header(path, _read_header(path))
 
 
+def _checked_parts(path: Path, parts) -> tuple[dict, dict]:
+    """(config, {part: module}) after checking the header, the config and each part's tensor
+    names and shapes; the modules are built wherever the caller's torch.device context says
+    (the meta device: no memory, for a check without loading)."""
+    from gan_core.nn.networks import NetworkConfigError, build_discriminator, build_generator
+
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise CheckpointError(f"unknown checkpoint part(s) {unknown}: use {', '.join(PARTS)}")
+    header = _read_header(path)
+    config = _config_from_header(path, header)
+    modules = {}
+    for part in parts:
+        if not any(k.startswith(part + ".") for k in header):
+            raise CheckpointError(f"{path.name} holds no {part} network")
+        try:
+            if part == "D":
+                if not config.get("D_kwargs"):
+                    raise CheckpointError(f"{path.name} has D tensors but no D_kwargs in its config")
+                module = build_discriminator(config["D_kwargs"])
+            else:
+                module = build_generator(config["G_kwargs"])
+        except (NetworkConfigError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{path.name}: its config cannot build {part}: {exc}") from None
+        _check_tensors(path, part, module, header)
+        modules[part] = module
+    return config, modules
+
+
 def check_network_file(path, parts=("G_ema",)) -> dict:
     """Validate a network file without reading its tensors: header, config, every tensor inside
     the file (truncation shows) and each part's tensor names and shapes against its config.
     The parts are built on the meta device, so this costs the same for 4 MB as for 400 MB.
     Returns the config; raises CheckpointError like load_network would."""
-    from gan_core.nn.networks import NetworkConfigError, build_discriminator, build_generator
-
-    path = Path(path)
-    header = _read_header(path)
-    config = _config_from_header(path, header)
-    for part in parts:
-        if part not in PARTS:
-            raise CheckpointError(f"unknown checkpoint part {part!r}: use {', '.join(PARTS)}")
-        if not any(k.startswith(part + ".") for k in header):
-            raise CheckpointError(f"{path.name} holds no {part} network")
-        try:
-            with torch.device("meta"):
-                module = build_discriminator(config["D_kwargs"]) if part == "D" else build_generator(config["G_kwargs"])
-        except (NetworkConfigError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{path.name}: its config cannot build {part}: {exc}") from None
-        _check_tensors(path, part, module, header)
+    with torch.device("meta"):
+        config, _ = _checked_parts(Path(path), parts)
     return config
 
 
@@ -223,29 +238,9 @@ def load_network(path, device="cpu", parts=("G_ema",)) -> dict:
     """{"config": ..., part: module for each requested part}; modules in eval mode on `device`."""
     from safetensors import safe_open
 
-    from gan_core.nn.networks import NetworkConfigError, build_discriminator, build_generator
-
     path = Path(path)
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown:
-        raise CheckpointError(f"unknown checkpoint part(s) {unknown}: use {', '.join(PARTS)}")
-    header = _read_header(path)
-    config = _config_from_header(path, header)
-    result = {"config": config}
-    for part in parts:
-        if not any(k.startswith(part + ".") for k in header):
-            raise CheckpointError(f"{path.name} holds no {part} network")
-        try:
-            if part == "D":
-                if not config.get("D_kwargs"):
-                    raise CheckpointError(f"{path.name} has D tensors but no D_kwargs in its config")
-                module = build_discriminator(config["D_kwargs"])
-            else:
-                module = build_generator(config["G_kwargs"])
-        except NetworkConfigError as exc:
-            raise CheckpointError(f"{path.name}: its config cannot build {part}: {exc}") from None
-        _check_tensors(path, part, module, header)
-        result[part] = module
+    config, result = _checked_parts(path, parts)
+    result["config"] = config
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
             for part in parts:
