@@ -20,6 +20,7 @@ version, date, command line) and quality_swd.png (SWD vs kimg, per seed and the 
     python benchmarks/bench_quality.py --kimg 20 --seeds 0,1 --threads 2 --reference reference
     python benchmarks/bench_quality.py --render-only --out build/quality     # the dataset only
     python benchmarks/bench_quality.py --dataset build/quality/dataset.zip --kimg 20
+    python benchmarks/bench_quality.py --combine a/quality.json b/quality.json --out both  # seeds run apart
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def make_dataset(args, out: Path) -> tuple[Path, dict]:
     if args.dataset:
         path = Path(args.dataset).resolve()
         ds = ZipDataset(path)
-        facts = {"path": str(path), "images": len(ds), "resolution": ds.resolution, "rendered": None}
+        info = path.parent / "render_info.json"  # a zip this script rendered: keep what it knew of it
+        rendered = json.loads(info.read_text()) if info.is_file() else None
+        facts = {"path": str(path), "images": len(ds), "resolution": ds.resolution, "rendered": rendered}
         ds.close()
         return path, facts
     frames, rendered = render_images(args, out)
@@ -336,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="training device")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads and Blender render threads (None: their own choice)")
+    ap.add_argument("--combine", nargs="+", metavar="JSON", default=None,
+                    help="merge the quality.json of runs with other seeds into one report in --out (runs nothing)")
     return ap
 
 
@@ -362,9 +367,50 @@ def check_args(ap: argparse.ArgumentParser, args) -> None:
         ap.error("--device cuda: CUDA is not available on this machine")
 
 
+def combine(paths: list[str], out: Path) -> dict:
+    """One report from several runs of this script on the same dataset and config with other
+    seeds (run side by side, one process per seed, to use every core without thread contention):
+    their per-seed curves merged, the mean, summary and chart computed afresh."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    first = reports[0]
+    for path, other in zip(paths[1:], reports[1:]):
+        for key in ("format", "dataset"):
+            if other.get(key) != first.get(key):
+                raise SystemExit(f"bench_quality: {path} has another {key} than {paths[0]}: cannot combine")
+        same = {k: v for k, v in other["config"].items() if k not in ("seeds", "trainer")}
+        if same != {k: v for k, v in first["config"].items() if k not in ("seeds", "trainer")}:
+            raise SystemExit(f"bench_quality: {path} ran another config than {paths[0]}: cannot combine")
+        if set(other["sides"]) != set(first["sides"]):
+            raise SystemExit(f"bench_quality: {path} ran other sides than {paths[0]}: cannot combine")
+    result = copy.deepcopy(first)
+    result["combined_from"] = [{"path": str(p), "date": r["date"], "command": r["command"],
+                                "load_avg_start": r.get("load_avg_start"), "load_avg_end": r.get("load_avg_end"),
+                                "elapsed_s": r.get("elapsed_s")} for p, r in zip(paths, reports)]
+    seeds: list[int] = []
+    for side, data in result["sides"].items():
+        data["seeds"] = {}
+        for path, report in zip(paths, reports):
+            for seed, run in report["sides"][side]["seeds"].items():
+                if seed in data["seeds"]:
+                    raise SystemExit(f"bench_quality: seed {seed} is in more than one report ({path})")
+                data["seeds"][seed] = run
+        data["seeds"] = {k: data["seeds"][k] for k in sorted(data["seeds"], key=int)}
+        data["mean"] = mean_curve(data["seeds"])
+        seeds = [int(s) for s in data["seeds"]]
+    result["config"]["seeds"] = seeds
+    result["summary"] = summarise(result["sides"])
+    out.mkdir(parents=True, exist_ok=True)
+    draw_chart(result, out / CHART_NAME)
+    result["chart"] = str(out / CHART_NAME)
+    _write(out, result)
+    return result
+
+
 def main(argv=None) -> dict:
     ap = build_parser()
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, Path(args.out).resolve())
     check_args(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)

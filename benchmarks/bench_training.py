@@ -10,6 +10,9 @@ identical networks (ours' kwargs and initial weights loaded into its classes, st
 same dataset zip, batch and regularisation, with augmentation off and ADA at p = 0.5. After
 warm-up the two alternate in chunks of --steps steps (ABBA order over --rounds rounds), so
 drift on a shared machine hits both; sec/kimg is each side's timed images over its time.
+--conv-floor-steps N (CPU) also profiles N steps of each side for the seconds spent inside
+convolutions: ours divided by the reference's whole (unprofiled) step is the lowest ratio
+ours could reach if nothing but our convolutions took time.
 
 Steps are timed after warm-up, snapshots excluded. Prints one JSON document.
 
@@ -211,6 +214,25 @@ def profile_ours(run: _Run, steps: int, top: int = 15) -> dict:
                          "self_device_ms": round(device_us(e) / 1000, 2) if cuda else None} for e in rows]}
 
 
+CONV_OPS = ("aten::_convolution", "aten::mkldnn_convolution", "aten::convolution_backward", "aten::mkldnn_convolution_transpose",
+            "aten::slow_conv2d_forward", "aten::slow_conv_transpose2d", "aten::_slow_conv2d_forward",
+            "aten::_slow_conv2d_backward", "aten::thnn_conv2d", "aten::_nnpack_spatial_convolution")
+
+
+def conv_seconds_per_step(step, steps: int) -> float:
+    """CPU seconds a training step spends inside convolution kernels (forward and backward),
+    from the torch profiler's self times. Long kernels are timed faithfully by the profiler
+    (its overhead lands on the many small ops), so this is the part of a step that neither
+    trainer can shed: both run the same convolutions through the same oneDNN."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    conv_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in CONV_OPS)
+    return conv_us / 1e6 / steps
+
+
 def _host_syncs(run: _Run, steps: int) -> dict:
     """Where our step waits for the GPU: torch's sync debug mode warns at every synchronising
     call; the distinct call sites (file:line of the warning) and how often each fired."""
@@ -304,6 +326,17 @@ def side_by_side(args) -> dict:
                    "ours_precision": ours.precision,
                    "reference_precision": f"fp16 in the top {reduced} resolutions" if reduced else "fp32",
                    "ada_p_end": {"ours": ours.augment.p if ours.augment else 0.0, "reference": theirs.augment_p}}
+            if args.conv_floor_steps and ours.device.type == "cpu":
+                conv = {"ours": conv_seconds_per_step(ours.train_step, args.conv_floor_steps),
+                        "reference": conv_seconds_per_step(theirs.step, args.conv_floor_steps)}
+                step_s = {name: spk[name] * args.batch / 1000 for name in spk}
+                row["conv_floor"] = {
+                    "steps_profiled": args.conv_floor_steps,
+                    "conv_s_per_step": {k: round(v, 4) for k, v in conv.items()},
+                    "step_s_unprofiled": {k: round(v, 4) for k, v in step_s.items()},
+                    "conv_share_of_step": {k: round(conv[k] / step_s[k], 3) for k in conv},
+                    # ours / reference if everything but our convolutions took no time at all
+                    "ratio_floor": round(conv["ours"] / step_s["reference"], 3)}
             if args.profile_steps and case == args.cases[-1]:
                 _backend_flags(ours.device, not args.no_tf32)
                 try:  # the profiler needs CUPTI; its failure must not cost the timings above
@@ -348,11 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rounds", type=int, default=4, help="side by side: interleaved rounds (default: 4)")
     ap.add_argument("--precision", default="auto", help="side by side: our precision (default: auto)")
     ap.add_argument("--channels-last", action="store_true", help="ours: channels-last layout (CUDA)")
-    ap.add_argument("--compile", action="store_true", help="ours: torch.compile D (CUDA)")
+    ap.add_argument("--compile", action="store_true", help="ours: torch.compile D (on the CPU: needs a C++ compiler)")
     ap.add_argument("--no-tf32", action="store_true", help="ours: TF32 off (CUDA)")
     ap.add_argument("--reference-tf32", action="store_true",
                     help="the reference with TF32 on (its train.py default is off)")
     ap.add_argument("--profile-steps", type=int, default=0, help="side by side: profile this many of our steps")
+    ap.add_argument("--conv-floor-steps", type=int, default=0,
+                    help="side by side on the CPU: profile this many steps of each side for the time spent in "
+                         "convolutions, and the ratio that leaves as a floor")
     return ap
 
 

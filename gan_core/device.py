@@ -31,3 +31,26 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return "CPU"
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler torch.compile's CPU backend would use ($CXX, else c++/g++/clang++ on
+    PATH), or None: users' machines often have none, and compiling then fails at the first call."""
+    import os
+    import shutil
+
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def compile_module(module: torch.nn.Module, device: torch.device):
+    """(torch.compile(module), None), or (None, a one-line reason) when it cannot be compiled
+    on this device, in which case the caller runs it eagerly and says why."""
+    if device.type == "cpu" and cpp_compiler() is None:
+        return None, "no C++ compiler ($CXX, c++, g++ or clang++): torch.compile is off, running eagerly"
+    try:
+        return torch.compile(module), None
+    except Exception as exc:  # e.g. a torch build without the inductor backend
+        return None, f"torch.compile is unavailable ({type(exc).__name__}: {exc}): running eagerly"

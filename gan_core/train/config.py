@@ -57,7 +57,7 @@ class TrainingConfig:
     keep_snapshots: int | None = None  # keep the newest N snapshots (and the best by metric); None: all
     workers: int | None = None      # DataLoader workers; None: 0 on CPU, 3 on CUDA
     channels_last: bool = False     # CUDA only
-    compile: bool = False           # CUDA only: torch.compile the networks
+    compile: bool = False           # torch.compile D for its first-order phases (CPU: needs a C++ compiler)
     tf32: bool = True               # CUDA only
     precision: str = "auto"         # reduced-precision blocks: fp32, fp16, bf16; auto: rules.AUTO_PRECISION
     tileable: bool = False          # seamless G (wrap-around padding) + rolled views for D; for texture datasets

@@ -13,8 +13,12 @@ from gan_core.train.tileable import random_roll
 
 class StyleGAN2Loss:
     def __init__(self, G, D, augment_pipe=None, r1_gamma: float = 10.0, style_mixing_prob: float = 0.9,
-                 pl_weight: float = 2.0, pl_batch_shrink: int = 2, pl_decay: float = 0.01, roll_views: bool = False):
+                 pl_weight: float = 2.0, pl_batch_shrink: int = 2, pl_decay: float = 0.01, roll_views: bool = False,
+                 compiled_D=None):
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
+        # torch.compile(D), for the phases that differentiate once. R1 differentiates D's
+        # gradient again, which compiled graphs cannot do, so it always runs the eager D.
+        self.compiled_D = compiled_D
         self.roll_views = bool(roll_views)  # tileable training: D sees randomly rolled reals and fakes
         self.r1_gamma = float(r1_gamma)
         self.style_mixing_prob = float(style_mixing_prob)
@@ -36,12 +40,13 @@ class StyleGAN2Loss:
         img = self.G.synthesis(ws)
         return img, ws
 
-    def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def run_D(self, img: torch.Tensor, c: torch.Tensor, double_backward: bool = False) -> torch.Tensor:
         if self.roll_views:  # the wrap-around edge lands inside what D sees (gan_core.train.tileable)
             img = random_roll(img)
         if self.augment_pipe is not None:
             img = self.augment_pipe(img)
-        return self.D(img, c).float()  # losses in fp32 even when D runs fp16 layers on CUDA
+        D = self.D if (double_backward or self.compiled_D is None) else self.compiled_D
+        return D(img, c).float()  # losses in fp32 even when D runs fp16 layers on CUDA
 
     # ------------------------------------------------------------------ phases
 
@@ -81,7 +86,7 @@ class StyleGAN2Loss:
     def d_r1(self, real_img, real_c, gain: float) -> dict:
         """R1: gamma/2 * ||dD(x)/dx||^2 on reals (gradient w.r.t. the un-augmented image)."""
         real = real_img.detach().requires_grad_(True)
-        logits = self.run_D(real, real_c)
+        logits = self.run_D(real, real_c, double_backward=True)
         grads, = torch.autograd.grad(outputs=[logits.sum()], inputs=[real], create_graph=True, only_inputs=True)
         penalty = grads.square().sum([1, 2, 3])
         (logits[:, 0] * 0 + penalty * (self.r1_gamma / 2)).mean().mul(gain).backward()

@@ -55,7 +55,9 @@ def register(subparsers) -> None:
     p.add_argument("--metrics", default="", help="comma-separated metrics at snapshots: swd, fid, kid (default: none)")
     p.add_argument("--report-every", type=int, default=10, help="steps between progress lines")
     p.add_argument("--channels-last", action="store_true", help="CUDA: channels-last memory layout")
-    p.add_argument("--compile", action="store_true", help="CUDA: torch.compile the discriminator")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the discriminator (on the CPU it needs a C++ compiler; without one it runs "
+                        "eagerly and says so)")
     p.add_argument("--precision", choices=rules.PRECISION_CHOICES, default="auto",
                    help="dtype of the networks' reduced-precision blocks (the top 4 resolutions of the small and "
                         "stylegan2 presets): auto = fp16 on a GPU, fp32 on the CPU; the CPU also runs bf16, not fp16")

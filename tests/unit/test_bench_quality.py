@@ -76,6 +76,49 @@ def test_our_side_records_swd_at_every_interval_and_draws_the_chart(tmp_path, di
     # the run folders keep their progress log, not their snapshots
     run_dir = tmp_path / "out" / "runs" / "ours-seed0"
     assert (run_dir / "progress.jsonl").is_file() and not (run_dir / "snapshots").exists()
+    check_combine(tmp_path, report)
+
+
+def check_combine(tmp_path, report: dict) -> None:
+    """--combine merges one-seed reports (seeds run in parallel processes) into the report the
+    seeds would have made in one run: the same curves, mean and summary; mismatches refused."""
+    from benchmarks import bench_quality
+
+    parts = []
+    for seed in ("1", "0"):
+        part = json.loads(json.dumps(report))
+        part["sides"]["ours"]["seeds"] = {seed: report["sides"]["ours"]["seeds"][seed]}
+        part["config"]["seeds"] = [int(seed)]
+        path = tmp_path / f"seed{seed}.json"
+        path.write_text(json.dumps(part))
+        parts.append(str(path))
+    merged = bench_quality.main(["--combine", *parts, "--out", str(tmp_path / "merged")])
+    assert merged["sides"]["ours"]["seeds"] == report["sides"]["ours"]["seeds"]
+    assert merged["sides"]["ours"]["mean"] == report["sides"]["ours"]["mean"]
+    assert merged["summary"] == report["summary"] and merged["config"]["seeds"] == [0, 1]
+    assert [entry["path"] for entry in merged["combined_from"]] == parts
+    assert json.loads((tmp_path / "merged" / "quality.json").read_text())["summary"] == report["summary"]
+    assert (tmp_path / "merged" / "quality_swd.png").is_file()
+
+    with pytest.raises(SystemExit, match="seed 0 is in more than one report"):
+        bench_quality.main(["--combine", parts[1], parts[1], "--out", str(tmp_path / "twice")])
+    other = json.loads(Path(parts[0]).read_text())
+    other["config"]["batch"] = 32
+    bad = tmp_path / "other-batch.json"
+    bad.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="another config"):
+        bench_quality.main(["--combine", parts[1], str(bad), "--out", str(tmp_path / "mixed")])
+    assert not (tmp_path / "twice").exists() and not (tmp_path / "mixed").exists()
+
+
+def test_a_dataset_this_script_rendered_keeps_its_render_facts(tmp_path, disc_zip):
+    from benchmarks import bench_quality
+
+    info = {"images": 24, "engine": "CYCLES", "scenes": [{"scene": 0, "views": 24}]}
+    (disc_zip.parent / "render_info.json").write_text(json.dumps(info))
+    args = bench_quality.build_parser().parse_args(["--dataset", str(disc_zip)])
+    path, facts = bench_quality.make_dataset(args, tmp_path)
+    assert path == disc_zip.resolve() and facts["rendered"] == info and facts["images"] == 24
 
 
 @pytest.mark.parametrize("args, words", [
@@ -123,3 +166,41 @@ def test_the_reference_side_is_scored_the_same_way(tmp_path, disc_zip):
     assert comparison["goal_met"] == (sides["ours"]["mean"][-1][1] <= sides["reference"]["mean"][-1][1])
     with Image.open(report["chart"]) as chart:
         assert chart.format == "PNG"
+
+
+def test_training_levers_benchmark_times_each_variant_against_the_default(tmp_path):
+    """benchmarks/bench_training_levers.py at smoke size: one step per variant, one round."""
+    script = REPO / "benchmarks" / "bench_training_levers.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(script), "--steps", "1", "--rounds", "1", "--warmup", "0",
+                           "--threads", "1", "--variants", "clamp_always,adam_loop,threads_1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert list(report["variants"]) == ["default", "clamp_always", "adam_loop", "threads_1"]
+    assert report["variants"]["default"]["vs_default"] == 1.0
+    for row in report["variants"].values():
+        assert row["sec_per_kimg"] > 0 and len(row["rounds_s"]) == 1
+    bad = subprocess.run([sys.executable, str(script), "--variants", "warp_drive"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "unknown variant" in bad.stderr
+
+
+@pytest.mark.skipif(not (REFERENCE / "training" / "networks.py").is_file(),
+                    reason="no ./reference (the git-ignored NVlabs snapshot; docs/BENCHMARKS.md)")
+def test_training_side_by_side_reports_the_convolution_floor(tmp_path):
+    pytest.importorskip("scipy", reason="the reference's augmentation imports scipy")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_training.py"), "--reference",
+                           str(REFERENCE), "--device", "cpu", "--res", "16", "--net", "micro", "--batch", "4",
+                           "--steps", "2", "--rounds", "1", "--warmup", "1", "--threads", "1", "--cases", "off",
+                           "--conv-floor-steps", "2"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads(done.stdout)["cases"][0]
+    floor = row["conv_floor"]
+    for side in ("ours", "reference"):
+        assert 0 < floor["conv_s_per_step"][side] < floor["step_s_unprofiled"][side] * 3
+        assert 0 < floor["conv_share_of_step"][side]
+    assert floor["ratio_floor"] == pytest.approx(
+        floor["conv_s_per_step"]["ours"] / floor["step_s_unprofiled"]["reference"], rel=0.01)

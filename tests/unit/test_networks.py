@@ -295,3 +295,36 @@ def test_one_by_one_resampling_convs_commute_with_filter():
     conv = torch.nn.functional.conv2d
     torch.testing.assert_close(conv2d_resample(x, w, f, up=2), upsample2d(conv(x, w), f), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(conv2d_resample(x, w, f, down=2), downsample2d(conv(x, w), f), atol=1e-5, rtol=1e-5)
+
+
+def test_clamp_is_skipped_only_when_it_would_change_nothing():
+    """clamp_symmetric returns x itself when every value is inside [-c, c] (the CPU shortcut);
+    values and first and second derivatives then equal torch's clamp. Out-of-range values
+    and NaN still take the real clamp."""
+    from gan_core.nn.layers import clamp_symmetric
+
+    gen = torch.Generator().manual_seed(0)
+    inside = (torch.randn([2, 3, 5, 5], generator=gen) * 50).clamp(-255, 255)
+    inside[0, 0, 0, 0] = 256.0  # on the bound: torch's clamp passes this gradient too
+    for x0, clamped in ((inside, False), (inside * 3, True)):
+        results = []
+        for fn in (lambda t: clamp_symmetric(t, 256.0), lambda t: t.clamp(-256.0, 256.0)):
+            x = x0.clone().requires_grad_(True)
+            y = fn(x)
+            g, = torch.autograd.grad((y.square() * x0.sign()).sum(), [x], create_graph=True)
+            gg, = torch.autograd.grad(g.square().sum(), [x])
+            results.append((y.detach(), g.detach(), gg))
+        for ours, torchs in zip(*results):
+            assert torch.equal(ours, torchs)
+        assert (results[0][0].abs().max() == 256) and ((x0.abs() > 256).any() == clamped)
+    x = inside.clone()
+    assert clamp_symmetric(x, 256.0) is x, "nothing out of range: no new tensor, no pass over it"
+    assert clamp_symmetric(x, None) is x and clamp_symmetric(x, -1) is x
+    big = inside * 3
+    out = clamp_symmetric(big, 256.0, inplace=True)
+    assert out is big and big.abs().max() == 256, "in place when asked"
+    nan = inside.clone()
+    nan[1, 2, 3, 4] = float("nan")
+    nan[0, 1, 1, 1] = 1000.0
+    out = clamp_symmetric(nan, 256.0)
+    assert out[0, 1, 1, 1] == 256 and torch.isnan(out[1, 2, 3, 4]), "NaN present: the real clamp runs"
