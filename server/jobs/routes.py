@@ -24,6 +24,7 @@ from server.responses import no_content
 from server.state import ServerState, current_state
 from server.timestamps import iso_utc
 from server.validation import json_body, parse, rule_check
+from server.projections.store import active_projections_using
 from server.walks.store import active_walks_using
 
 bp = Blueprint("jobs", __name__, url_prefix=API_PREFIX)
@@ -232,10 +233,11 @@ def delete_job(job_id: int):
         raise ApiError(409, "job_active", f"job {job_id} is {job['state']}: cancel it and wait until it has "
                                           "stopped, then delete it")
     folder = Path(job["run_dir"]).parent  # jobs/<id>: the run and the worker's lock and flags
-    users = store.active_jobs_starting_from(state.db, folder) + active_walks_using(state.db, folder)
+    users = (store.active_jobs_starting_from(state.db, folder) + active_walks_using(state.db, folder)
+             + active_projections_using(state.db, folder))
     if users:
-        raise ApiError(409, "model_in_use", f"an unfinished job or walk uses a snapshot of job {job_id}; "
-                                            "wait for it or cancel it first")
+        raise ApiError(409, "model_in_use", f"an unfinished job, walk or projection uses a snapshot of job "
+                                            f"{job_id}; wait for it or cancel it first")
     if not store.delete_job(state.db, job_id):  # resumed (or deleted) since the check above
         raise ApiError(409, "job_active", f"job {job_id} was queued again meanwhile; cancel it first")
     if folder.parent == state.config.jobs_dir:  # never remove anything outside the jobs folder

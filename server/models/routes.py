@@ -14,6 +14,7 @@ from server.jobs.store import active_jobs_starting_from
 from server.openapi import doc
 from server.responses import no_content
 from server.state import ServerState, current_state
+from server.projections.store import active_projections_using
 from server.walks.store import active_walks_using
 
 bp = Blueprint("models", __name__, url_prefix=API_PREFIX)
@@ -83,8 +84,9 @@ def delete_model(model_id: str):
         what = "a job's snapshot: delete the job" if entry["kind"] == "job" else "not a file"
         raise invalid_input(f"model {model_id!r} is {what}")
     path = Path(entry["path"])
-    if active_jobs_starting_from(state.db, path) or active_walks_using(state.db, path):
-        raise ApiError(409, "model_in_use", f"an unfinished job or walk uses model {model_id!r}; "
+    if (active_jobs_starting_from(state.db, path) or active_walks_using(state.db, path)
+            or active_projections_using(state.db, path)):
+        raise ApiError(409, "model_in_use", f"an unfinished job, walk or projection uses model {model_id!r}; "
                                             "wait for it or cancel it first")
     try:
         delete_from_folder(state.config.models_dir, model_id)

@@ -103,6 +103,15 @@ def delete_projection(db: Database, projection_id: int) -> bool:
                                  (projection_id, DONE, FAILED)).rowcount)
 
 
+def active_projections_using(db: Database, path: Path) -> list[int]:
+    """Ids of queued or running projections whose checkpoint is `path` or lies under it."""
+    path = Path(path).resolve()
+    with db.connect() as conn:
+        rows = conn.execute("SELECT id, checkpoint FROM projections WHERE state IN (?, ?)", ACTIVE).fetchall()
+    return [r["id"] for r in rows
+            if Path(r["checkpoint"]).resolve() == path or path in Path(r["checkpoint"]).resolve().parents]
+
+
 def recover(db: Database) -> list[int]:
     """At start-up: projections cut short by the last stop (queued or running) are failed,
     since an optimisation cannot resume where it stopped; their target stays on disk.

@@ -7,6 +7,7 @@ import pytest
 
 from server.jobs import states
 from server.jobs import store as job_store
+from server.projections import store as projection_store
 from server.walks import store as walk_store
 from tests.support.jobs import write_tiny_base_model
 from tests.support.legacy_fixture import PKL
@@ -118,3 +119,28 @@ def test_an_imported_model_takes_its_pickle_along(api):
 def test_scratch_and_job_snapshots_are_not_models_to_delete(api):
     r = api.delete("/models/scratch")
     assert r.status_code == 422 and "not a file" in r.get_json()["error"]["message"]
+
+
+def test_a_model_or_job_snapshot_an_unfinished_projection_uses_is_not_deleted(api, ready_dataset):
+    """A queued or running projection holds its checkpoint as a walk does: deleting the model
+    (or the job whose snapshot it is) waits until the projection is done or failed."""
+    db = api.state.db
+    checkpoint = write_tiny_base_model(api.state.config.models_dir / "held.safetensors")
+    job = _job(api, ready_dataset)
+    folder = _run_files(api, job)
+    api.post(f"/jobs/{job['id']}/cancel")
+    snapshot = folder / "run" / "snapshots" / "network-000000.safetensors"
+    held = [projection_store.insert_projection(db, {"id": "held"}, str(checkpoint), {"steps": 10}, None),
+            projection_store.insert_projection(db, {"id": "job"}, str(snapshot), {"steps": 10}, None)]
+    for state in (projection_store.QUEUED, projection_store.RUNNING):
+        for projection in held:
+            projection_store.update_projection(db, projection["id"], state=state)
+        r = api.delete("/models/held")
+        assert r.status_code == 409 and r.get_json()["error"]["code"] == "model_in_use"
+        assert "projection" in r.get_json()["error"]["message"] and checkpoint.is_file()
+        r = api.delete(f"/jobs/{job['id']}")
+        assert r.status_code == 409 and r.get_json()["error"]["code"] == "model_in_use" and folder.is_dir()
+    for projection, end in zip(held, (projection_store.DONE, projection_store.FAILED)):
+        projection_store.update_projection(db, projection["id"], state=end)
+    assert api.delete("/models/held").status_code == 204 and not checkpoint.exists()
+    assert api.delete(f"/jobs/{job['id']}").status_code == 204 and not folder.exists()
