@@ -7,6 +7,7 @@ has a timeout; every failure becomes a ClientError whose message a user understa
 from __future__ import annotations
 
 import os
+import time
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -113,13 +114,39 @@ class _ProgressReader:
         self._file.close()
 
 
+class _Busy(Exception):
+    """A 503 answer: the error to raise if it is not retried, and how long to wait first
+    (None: no usable Retry-After, so not retried)."""
+
+    def __init__(self, error, wait_s):
+        super().__init__(str(error))
+        self.error, self.wait_s = error, wait_s
+
+
+def _retry_after(resp, most_s):
+    """Retry-After in seconds when it is a number from 0 to `most_s`, else None (an HTTP date,
+    or a wait too long to hold the user's request for)."""
+    try:
+        wait = float(resp.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= most_s else None
+
+
 class LatentClient:
+    # A full generation or walk queue answers 503 + Retry-After (5 s): the request changed
+    # nothing, so it is sent again after that wait, a few times, before the user hears of it.
+    # Calls run on the add-on's worker threads, never Blender's, so the wait freezes nothing.
+    BUSY_RETRIES = 3
+    BUSY_MAX_WAIT_S = 10.0
+
     def __init__(self, base_url, token="", timeout=10.0, long_timeout=120.0):
         self.base_url = check_url(base_url)
         self.token = token or ""
         self.timeout = timeout
         self.long_timeout = long_timeout
         self.session = requests.Session()
+        self.sleep = time.sleep  # tests may count the waits
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -135,6 +162,18 @@ class LatentClient:
 
     def request(self, method, path, *, json_body=None, data=None, params=None, headers=None,
                 timeout=None, stream=False):
+        replayable = data is None or isinstance(data, (bytes, str))  # a streamed upload cannot be resent
+        for attempt in range(self.BUSY_RETRIES + 1):
+            try:
+                return self._request_once(method, path, json_body=json_body, data=data, params=params,
+                                          headers=headers, timeout=timeout, stream=stream)
+            except _Busy as busy:
+                if not replayable or attempt == self.BUSY_RETRIES or busy.wait_s is None:
+                    raise busy.error from None
+                self.sleep(busy.wait_s)
+        raise AssertionError("unreachable")
+
+    def _request_once(self, method, path, *, json_body, data, params, headers, timeout, stream):
         url = self.url(path)
         wait = timeout or self.timeout
         read_wait = wait[-1] if isinstance(wait, tuple) else wait  # (connect, read) or one for both
@@ -162,6 +201,8 @@ class LatentClient:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise ClientError(f"Request to {url} failed: {exc}") from None
+        if resp.status_code == 503:
+            raise _Busy(self._error(resp), _retry_after(resp, self.BUSY_MAX_WAIT_S))
         if resp.status_code >= 400:
             raise self._error(resp)
         return resp

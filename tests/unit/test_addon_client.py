@@ -688,3 +688,62 @@ def test_server_disappearing_mid_download_leaves_no_partial_file(tmp_path):
     with pytest.raises(ClientError, match=r"broke off after \d+ of 1000000 bytes: the server closed the connection"):
         LatentClient(gone.url).download_grid("7", str(dest))
     assert not dest.exists() and not list(tmp_path.glob("grid.png*"))
+
+
+def _busy_then(server, path, busy_answers, retry_after="0"):
+    """POST `path` answers 503 server_busy (with Retry-After unless None) `busy_answers` times, then 200."""
+    seen = []
+
+    def answer(handler, body):
+        seen.append(body)
+        if len(seen) <= busy_answers:
+            headers = {"Content-Type": "application/json"}
+            if retry_after is not None:
+                headers["Retry-After"] = retry_after
+            return 503, headers, json.dumps({"error": {"code": "server_busy",
+                                                        "message": "the server is busy with other renders"}}).encode()
+        return 200, {"Content-Type": "application/json"}, json.dumps({"ok": True}).encode()
+
+    server.routes[("POST", "/api/v1" + path)] = answer
+    return seen
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after(server):
+    seen = _busy_then(server, "/generate", busy_answers=2, retry_after="0.5")
+    client = LatentClient(server.url)
+    waits = []
+    client.sleep = waits.append
+    resp = client.request("POST", "/generate", json_body={"seeds": [1]})
+    assert resp.json() == {"ok": True} and waits == [0.5, 0.5]
+    assert len(seen) == 3 and all(json.loads(b) == {"seeds": [1]} for b in seen), "the same request each time"
+
+
+def test_a_server_that_stays_busy_is_reported_after_a_few_tries(server):
+    seen = _busy_then(server, "/generate", busy_answers=99)
+    client = LatentClient(server.url)
+    client.sleep = lambda s: None
+    with pytest.raises(ClientError) as exc:
+        client.request("POST", "/generate", json_body={"seeds": [1]})
+    assert exc.value.status == 503 and exc.value.code == "server_busy" and "busy" in str(exc.value)
+    assert len(seen) == LatentClient.BUSY_RETRIES + 1
+
+
+@pytest.mark.parametrize("retry_after", [None, "Wed, 21 Oct 2026 07:28:00 GMT", "600", "-1"])
+def test_a_busy_answer_without_a_short_numeric_retry_after_is_not_retried(server, retry_after):
+    seen = _busy_then(server, "/generate", busy_answers=1, retry_after=retry_after)
+    client = LatentClient(server.url)
+    client.sleep = lambda s: pytest.fail("no wait expected")
+    with pytest.raises(ClientError) as exc:
+        client.request("POST", "/generate", json_body={})
+    assert exc.value.status == 503 and len(seen) == 1
+
+
+def test_a_streamed_upload_is_never_sent_twice(server, tmp_path):
+    seen = _busy_then(server, "/datasets", busy_answers=1)
+    client = LatentClient(server.url)
+    client.sleep = lambda s: pytest.fail("a file stream cannot be replayed")
+    payload = tmp_path / "upload.bin"
+    payload.write_bytes(b"x" * 1000)
+    with open(payload, "rb") as fh, pytest.raises(ClientError) as exc:
+        client.request("POST", "/datasets", data=fh)
+    assert exc.value.status == 503 and len(seen) == 1
