@@ -35,7 +35,21 @@ def walk_json(walk: dict) -> dict:
         "error": public_text(walk["error"]), "zip_url": f"{base}/{store.ZIP_NAME}",
         "frame_url_template": f"{base}/frames/{{frame}}.png",
         "created_at": iso_utc(walk["created_at"]), "updated_at": iso_utc(walk["updated_at"]),
+        "settings": walk_settings(walk["params"]),
     }
+
+
+SETTING_KEYS = ("interpolation", "easing", "loop", "psi", "noise_mode", "seamless", "size_multiplier")
+
+
+def walk_settings(params: dict) -> dict:
+    """What the walk renders, as stored: its waypoints and options, and each direction's id,
+    layers and per-frame amounts (the stored unit vectors are left out: hundreds of numbers
+    that GET /models/{id}/directions already gives)."""
+    out = {"waypoints": params["waypoints"], **{k: params.get(k) for k in SETTING_KEYS}}
+    out["directions"] = [{k: d[k] for k in ("id", "layers", "amounts") if k in d}
+                         for d in params.get("directions", [])]
+    return out
 
 
 def _checked_walk(body: WalkRequest, config: dict) -> tuple[list[dict], int, int]:

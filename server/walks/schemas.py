@@ -96,3 +96,6 @@ class WalkOut(Document):
     frame_url_template: str = Field(description="replace {frame} with a frame number")
     created_at: Timestamp
     updated_at: Timestamp
+    settings: dict = Field(description="what the walk renders, as stored: waypoints (the keys as the renderer "
+                                       "reads them), interpolation, easing, loop, psi, noise_mode, seamless, "
+                                       "size_multiplier, and directions [{id, layers, amounts}]")

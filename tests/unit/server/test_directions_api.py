@@ -189,6 +189,12 @@ def test_a_walk_stores_its_directions_and_a_resumed_walk_renders_the_same(server
     stored = store.get_walk(server.state.db, walk["id"])["params"]["directions"]
     listed = server.get(f"models/{MODEL_ID}/directions?layers=middle&k=1").get_json()["directions"][0]
     assert stored == [{"id": "middle:0", "layers": listed["layers"], "amounts": AMOUNTS_A, "vector": listed["vector"]}]
+    # the walk's answer says what it renders: the directions by id, layers and amounts, no vectors
+    settings = server.get(f"walks/{walk['id']}").get_json()["settings"]
+    assert settings["directions"] == [{"id": "middle:0", "layers": listed["layers"], "amounts": AMOUNTS_A}]
+    assert settings == r.get_json()["settings"], "the same when queued and when done"
+    assert [w["frame"] for w in settings["waypoints"]] == [w["frame"] for w in KEYS]
+    assert settings["psi"] == 0.7 and settings["loop"] is False and settings["size_multiplier"] == 1
     before = _frames(server, walk["id"])
     # cut short: two frames gone, the walk queued again after a restart (the cache is empty then)
     folder = store.walk_dir(server.state.config.walks_dir, walk["id"])
