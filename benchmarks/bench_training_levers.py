@@ -4,8 +4,8 @@ default, interleaved in one run on the same machine (issue 17: "levers to measur
 Variants (each its own run of the same 32 px networks from the same seed, batch 16, aug off):
   default        the trainer as it is
   clamp_always   conv_clamp applied even when nothing is out of range (before the shortcut)
-  adam_loop      Adam's per-parameter loop (torch's CPU default) instead of foreach
-  adam_fused     Adam fused=True (faster, but not resume-exact on the CPU: not used)
+  adam_foreach   Adam foreach=True (the default is torch's: a per-parameter loop on the CPU)
+  adam_fused     Adam fused=True (not resume-exact on the CPU: not used)
   channels_last  networks and images in NHWC
   compile        torch.compile of D (first-order phases; compile time reported apart)
   threads_1      the default trainer on 1 torch thread (others: --threads)
@@ -37,7 +37,7 @@ from bench_training import make_dataset, our_run  # noqa: E402
 
 import gan_core.nn.layers as layers  # noqa: E402
 
-VARIANTS = ("default", "clamp_always", "adam_loop", "adam_fused", "channels_last", "compile", "threads_1")
+VARIANTS = ("default", "clamp_always", "adam_foreach", "adam_fused", "channels_last", "compile", "threads_1")
 
 
 @contextlib.contextmanager
@@ -93,8 +93,8 @@ def build(variant: str, tmp: Path, data: Path):
     context = contextlib.nullcontext
     if variant == "clamp_always":
         context = _clamp_always
-    elif variant == "adam_loop":
-        _swap_adam(run, foreach=False)
+    elif variant == "adam_foreach":
+        _swap_adam(run, foreach=True)
     elif variant == "adam_fused":
         _swap_adam(run, fused=True)
     elif variant == "channels_last":

@@ -175,10 +175,11 @@ def _make_optimizer(module, lr: float, reg_interval: int | None):
         ratio = reg_interval / (reg_interval + 1)
         lr = lr * ratio
         betas = tuple(b ** ratio for b in betas)
-    # foreach: a few list-wide ops per step instead of a dozen per parameter. (fused=True is
-    # faster still, but on the CPU its results depend on where the state tensors lie in memory,
-    # so a resumed run would drift from an uninterrupted one: tests/unit/test_training.py.)
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=ADAM_EPS, foreach=True)
+    # torch's default implementation (a loop over parameters on the CPU, foreach on CUDA):
+    # foreach and fused measured no faster on the CPU (docs/BENCHMARKS.md, the levers), and
+    # fused=True's CPU results depend on where the state tensors lie in memory, so a resumed
+    # run would drift from an uninterrupted one (tests/unit/test_training.py caught it).
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, eps=ADAM_EPS)
 
 
 def _finish_gradients(module) -> None:

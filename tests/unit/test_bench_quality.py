@@ -173,11 +173,11 @@ def test_training_levers_benchmark_times_each_variant_against_the_default(tmp_pa
     script = REPO / "benchmarks" / "bench_training_levers.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(script), "--steps", "1", "--rounds", "1", "--warmup", "0",
-                           "--threads", "1", "--variants", "clamp_always,adam_loop,threads_1"],
+                           "--threads", "1", "--variants", "clamp_always,adam_foreach,threads_1"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert list(report["variants"]) == ["default", "clamp_always", "adam_loop", "threads_1"]
+    assert list(report["variants"]) == ["default", "clamp_always", "adam_foreach", "threads_1"]
     assert report["variants"]["default"]["vs_default"] == 1.0
     for row in report["variants"].values():
         assert row["sec_per_kimg"] > 0 and len(row["rounds_s"]) == 1
