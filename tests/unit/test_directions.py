@@ -217,7 +217,9 @@ def test_walk_frames_follow_the_amounts_given_per_frame(runner, interp):
     got = list(runner.render_walk(KEYS, START, END, interp=interp, psi=0.7, batch_size=3, directions=directions))
     assert [f for f, _ in got] == list(range(START, END + 1))
     expected = _expected_frames(runner, directions, interp, 0.7, 3)
-    np.testing.assert_array_equal(np.stack([img for _, img in got]), expected)
+    # the keys are mapped and the frames synthesised through other calls than the walk's, so a
+    # last-bit difference may flip one channel of a pixel by one level (CI saw 1 value in 21504)
+    _same_but_for_rounding(np.stack([img for _, img in got]), expected)
     plain = np.stack([img for _, img in runner.render_walk(KEYS, START, END, interp=interp, psi=0.7)])
     moved = [not np.array_equal(a, b) for a, b in zip(plain, expected)]
     assert moved == [True] * 7  # every frame has a non-zero amount somewhere
