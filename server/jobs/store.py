@@ -21,6 +21,7 @@ from server.config import API_PREFIX
 from server.datasets import store as dataset_store
 from server.db import SQLITE_MAX_INTEGER, Database, add_missing_columns
 from server.jobs import states
+from server.paths import at_or_under
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -216,13 +217,8 @@ def delete_job(db, job_id: int) -> bool:
 
 def active_jobs_starting_from(db, path: Path) -> list[int]:
     """Ids of unfinished jobs whose base model is `path` or lies under it (a run folder)."""
-    path = Path(path).resolve()
-    out = []
-    for job in list_jobs(db, state_in=states.ACTIVE_STATES):
-        base = job["params"].get("base")
-        if base and (Path(base).resolve() == path or path in Path(base).resolve().parents):
-            out.append(job["id"])
-    return out
+    return [job["id"] for job in list_jobs(db, state_in=states.ACTIVE_STATES)
+            if job["params"].get("base") and at_or_under(job["params"]["base"], path)]
 
 
 def transitions(db, job_id: int) -> list[dict]:

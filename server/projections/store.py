@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from server.db import SQLITE_MAX_INTEGER, Database
+from server.paths import at_or_under
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS projections (
@@ -105,11 +106,9 @@ def delete_projection(db: Database, projection_id: int) -> bool:
 
 def active_projections_using(db: Database, path: Path) -> list[int]:
     """Ids of queued or running projections whose checkpoint is `path` or lies under it."""
-    path = Path(path).resolve()
     with db.connect() as conn:
         rows = conn.execute("SELECT id, checkpoint FROM projections WHERE state IN (?, ?)", ACTIVE).fetchall()
-    return [r["id"] for r in rows
-            if Path(r["checkpoint"]).resolve() == path or path in Path(r["checkpoint"]).resolve().parents]
+    return [r["id"] for r in rows if at_or_under(r["checkpoint"], path)]
 
 
 def recover(db: Database) -> list[int]:
