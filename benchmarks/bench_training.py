@@ -214,8 +214,8 @@ def profile_ours(run: _Run, steps: int, top: int = 15) -> dict:
                          "self_device_ms": round(device_us(e) / 1000, 2) if cuda else None} for e in rows]}
 
 
-CONV_OPS = ("aten::_convolution", "aten::mkldnn_convolution", "aten::convolution_backward", "aten::mkldnn_convolution_transpose",
-            "aten::slow_conv2d_forward", "aten::slow_conv_transpose2d", "aten::_slow_conv2d_forward",
+CONV_OPS = ("aten::_convolution", "aten::mkldnn_convolution", "aten::convolution_backward",
+            "aten::mkldnn_convolution_transpose", "aten::slow_conv2d_forward", "aten::slow_conv_transpose2d", "aten::_slow_conv2d_forward",
             "aten::_slow_conv2d_backward", "aten::thnn_conv2d", "aten::_nnpack_spatial_convolution")
 
 

@@ -39,10 +39,8 @@ def cpp_compiler() -> str | None:
     import os
     import shutil
 
-    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    found = (shutil.which(name) for name in (os.environ.get("CXX"), "c++", "g++", "clang++") if name)
+    return next((path for path in found if path), None)
 
 
 def compile_module(module: torch.nn.Module, device: torch.device):

@@ -62,8 +62,9 @@ def clamp_symmetric(x: torch.Tensor, clamp: float | None, inplace: bool = False)
     fp16 against overflow), x is returned as it is. That is exact, values and gradients
     alike: torch's clamp passes the gradient wherever min <= x <= max. One reading pass
     (aminmax) then replaces the clamp's write pass and the four passes of its backward
-    (two comparisons, a logical and, a where), about 3 % of a CPU training step. On CUDA
-    the check would stall the device for the host, so the clamp always runs there."""
+    (two comparisons, a logical and, a where): 4 to 10 % of a CPU training step
+    (docs/BENCHMARKS.md, the levers). On CUDA the check would stall the device for the
+    host, so the clamp always runs there."""
     if clamp is None or clamp < 0:
         return x
     if x.device.type == "cpu" and not torch.compiler.is_compiling():  # compiled: fused, and no graph break
