@@ -463,9 +463,12 @@ class _Run:
             self.ada.accumulate(out["real_logits"])
         if self.gamma > 0 and self.step % self.D_reg == 0:
             self.D_opt.zero_grad(set_to_none=True)
-            stats.update(loss.d_r1(real, real_c, gain=self.D_reg))
+            out = loss.d_r1(real, real_c, gain=self.D_reg)
             _finish_gradients(self.D)
             self.D_opt.step()
+            stats["r1"] = out["r1"]
+            if self.ada is not None:  # the reference's r_t counts the R1 phase's reals too
+                self.ada.accumulate(out["real_logits"])
 
         # G: main loss every step, lazy path-length regularisation every pl_interval steps.
         _set_trainable(self.D, False)

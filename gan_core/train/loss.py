@@ -61,12 +61,15 @@ class StyleGAN2Loss:
     def g_pl(self, gen_z, gen_c, gain: float) -> dict:
         """Path-length regularisation on a shrunk batch; `gain` = the lazy interval."""
         batch = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-        img, ws = self.run_G(gen_z[:batch], gen_c[:batch])
+        img, ws = self.run_G(gen_z[:batch], gen_c[:batch], update_emas=True)
         noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
         grads, = torch.autograd.grad(outputs=[(img * noise).sum()], inputs=[ws], create_graph=True, only_inputs=True)
         lengths = grads.square().sum(2).mean(1).sqrt()
-        pl_mean = self.pl_mean.lerp(lengths.mean().detach(), self.pl_decay)
-        self.pl_mean.copy_(pl_mean)
+        # The penalty differentiates through this step's update of the running mean, as the
+        # reference does (a detached mean gave G gradients up to 16 % off its own:
+        # benchmarks/check_reference_phases.py); only the stored mean is detached.
+        pl_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
+        self.pl_mean.copy_(pl_mean.detach())
         penalty = (lengths - pl_mean).square()
         # "img[:, 0, 0, 0] * 0" keeps every synthesis output in the graph (as the reference does)
         (img[:, 0, 0, 0] * 0 + penalty * self.pl_weight).mean().mul(gain).backward()
@@ -75,7 +78,7 @@ class StyleGAN2Loss:
     def d_main(self, real_img, real_c, gen_z, gen_c, gain: float = 1.0) -> dict:
         """D logistic loss on fakes (softplus(D(G(z)))) and reals (softplus(-D(x)))."""
         with torch.no_grad():  # G is not trained in this phase: build no graph through it
-            gen_img, _ = self.run_G(gen_z, gen_c)
+            gen_img, _ = self.run_G(gen_z, gen_c, update_emas=True)
         gen_logits = self.run_D(gen_img, gen_c)
         real_logits = self.run_D(real_img.detach(), real_c)
         loss_gen = F.softplus(gen_logits)
@@ -90,4 +93,4 @@ class StyleGAN2Loss:
         grads, = torch.autograd.grad(outputs=[logits.sum()], inputs=[real], create_graph=True, only_inputs=True)
         penalty = grads.square().sum([1, 2, 3])
         (logits[:, 0] * 0 + penalty * (self.r1_gamma / 2)).mean().mul(gain).backward()
-        return {"r1": penalty.detach().mean()}
+        return {"r1": penalty.detach().mean(), "real_logits": logits.detach()}

@@ -120,6 +120,67 @@ def test_path_length_penalty_updates_running_mean_and_trains_g():
     assert loss.pl_mean.item() != first_mean
 
 
+def _pl_grads_by_hand(G, z, c, seed: int, decay: float, detach_mean: bool) -> list:
+    """G's gradient of the path-length penalty from a zero running mean, written out."""
+    G.zero_grad(set_to_none=True)
+    torch.manual_seed(seed)
+    ws = G.mapping(z, c)
+    img = G.synthesis(ws)
+    noise = torch.randn_like(img) / np.sqrt(img.shape[2] * img.shape[3])
+    grads, = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+    lengths = grads.square().sum(2).mean(1).sqrt()
+    mean = lengths.mean().detach() if detach_mean else lengths.mean()
+    pl_mean = torch.zeros([]).lerp(mean, decay)
+    (img[:, 0, 0, 0] * 0 + (lengths - pl_mean).square() * 2.0).mean().backward()
+    return {name: p.grad.clone() for name, p in G.named_parameters() if p.grad is not None}
+
+
+def test_path_length_gradient_runs_through_the_running_mean_update():
+    """As in the reference: the penalty uses this step's updated mean un-detached, so G's
+    gradient has a term through it. A large decay makes that term big enough to tell apart."""
+    G, D = _micro_nets()
+    G.requires_grad_(True)
+    loss = StyleGAN2Loss(G, D, pl_weight=2.0, pl_decay=0.5, pl_batch_shrink=1, style_mixing_prob=0.0)
+    z, c = torch.randn([4, 8]), torch.zeros([4, 0])
+    torch.manual_seed(7)
+    loss.g_pl(z, c, gain=1)
+    ours = {name: p.grad.clone() for name, p in G.named_parameters() if p.grad is not None}
+    through_mean = _pl_grads_by_hand(G, z, c, 7, 0.5, detach_mean=False)
+    detached = _pl_grads_by_hand(G, z, c, 7, 0.5, detach_mean=True)
+
+    def worst(a, b):
+        assert a.keys() == b.keys()
+        return max(((a[k] - b[k]).abs().max() / b[k].abs().max()).item() for k in b if b[k].abs().max() > 0)
+
+    assert worst(ours, through_mean) < 1e-4
+    assert worst(ours, detached) > 1e-2  # the two rules really differ here: the test can tell
+
+
+def test_every_phase_tracks_w_avg_as_the_reference_does():
+    """The reference's mapping updates w_avg in each phase's main forward (G main, G path
+    length, D main), never in the style-mixing one."""
+    G, D = _micro_nets()
+    loss = StyleGAN2Loss(G, LinearD([3, 8, 8]), style_mixing_prob=0.0, r1_gamma=1.0)
+    z, c, real = torch.randn([4, 8]), torch.zeros([4, 0]), torch.rand([4, 3, 8, 8])
+    for phase in (lambda: loss.g_main(z, c), lambda: loss.g_pl(z, c, gain=4), lambda: loss.d_main(real, c, z, c)):
+        before = G.mapping.w_avg.clone()
+        G.requires_grad_(True)
+        phase()
+        assert not torch.equal(G.mapping.w_avg, before)
+    before = G.mapping.w_avg.clone()
+    loss.d_r1(real, c, gain=16)  # no G forward
+    assert torch.equal(G.mapping.w_avg, before)
+
+
+def test_r1_phase_returns_its_real_logits_for_ada():
+    G, _ = _micro_nets()
+    D = LinearD([3, 8, 8])
+    loss = StyleGAN2Loss(G, D, r1_gamma=1.0)
+    real = torch.rand([4, 3, 8, 8])
+    out = loss.d_r1(real, torch.zeros([4, 0]), gain=16)
+    assert torch.allclose(out["real_logits"], D(real, None).detach())
+
+
 def test_style_mixing_switches_latents_at_a_layer():
     G, D = _micro_nets()
     z = torch.randn([2, 8])

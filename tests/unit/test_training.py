@@ -20,7 +20,7 @@ import torch
 from gan_core.data.writer import write_images
 from gan_core.models.checkpoint import load_network, load_training_state, save_network
 from gan_core.nn.networks import Discriminator, Generator
-from gan_core.train.loop import TrainingConfigError, latest_snapshot, list_snapshots, train
+from gan_core.train.loop import TrainingConfigError, _Run, latest_snapshot, list_snapshots, train
 from tests.support.training_data import micro8_config, noise_images
 
 
@@ -451,7 +451,8 @@ def test_ada_tunes_p_from_the_sign_of_real_logits(tmp_path):
     rises = 0
     prev_p = 0.0
     for e in progress:
-        expected = min(max(prev_p + (step_size if e["r_t"] > 0.6 else -step_size), 0.0), 1.0)
+        # the reference's rule: p moves by sign(r_t - target) steps (no move when r_t hits 0.6)
+        expected = min(max(prev_p + np.sign(e["r_t"] - 0.6) * step_size, 0.0), 1.0)
         assert e["ada_p"] == pytest.approx(expected), e
         rises += e["ada_p"] > prev_p
         prev_p = e["ada_p"]
@@ -491,3 +492,16 @@ def test_fid_and_kid_at_snapshots_with_local_feature_network(tmp_path, data8, mo
     for e in snaps:
         assert e["fid"] >= 0 and np.isfinite(e["kid"]) and e["swd"] > 0
     assert list_snapshots(tmp_path / "run")[-1]["metrics"]["fid"] == snaps[-1]["fid"]
+
+
+def test_ada_counts_the_real_logits_of_the_r1_phase_too(tmp_path):
+    """As the reference's r_t: every D forward on reals adds its signs, the lazy R1 phase's
+    (steps 0, 16, ...) as well as the main phase's."""
+    data = write_images(tmp_path / "d.zip", noise_images(4, res=8))
+    run = _Run(micro8_config(data, tmp_path / "run", steps=8, r1_interval=16, grid_size=None), None, None)
+    run.setup()
+    counts = []
+    for _ in range(3):
+        run.train_step()
+        counts.append(run.ada.state_dict()["partial"][1])
+    assert counts == [2 * 4, 3 * 4, 4 * 4]  # step 0: main + R1; steps 1, 2: main only
