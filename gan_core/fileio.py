@@ -102,3 +102,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Append one line to a log in one O_APPEND write (a buffered file may split it in two,
+    and a reader would more often catch half a line). If the file ends in a torn line (a
+    crash mid-write), the new line starts on a line of its own: the torn one stays
+    unreadable, the new one and those after it do not."""
+    data = line.rstrip("\n").encode("utf-8") + b"\n"
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies, as open()'s
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        while data:  # one write for a line this size; the loop only guards a short write
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from gan_core.data import ZipDataset
 from gan_core.device import compile_module, resolve_device
-from gan_core.fileio import atomic_write_bytes
+from gan_core.fileio import append_line, atomic_write_bytes
 from gan_core.generate import image_grid
 from gan_core.models.checkpoint import load_network, save_network, save_training_state
 from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs, set_precision
@@ -296,8 +296,7 @@ class _Run:
         """progress.jsonl line + on_progress callback, rank 0 only."""
         if not self.info.is_main:
             return
-        with open(self.run_dir / "progress.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(event) + "\n")
+        append_line(self.run_dir / "progress.jsonl", json.dumps(event))
         if self.on_progress is not None:
             self.on_progress(dict(event))
 
