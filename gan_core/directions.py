@@ -170,6 +170,53 @@ def parse_direction_id(direction_id) -> tuple[str, int]:
     return name, int(rank)
 
 
+def direction_by_id(model, direction_id) -> Direction:
+    """The direction `direction_id` ("coarse:0") of `model`, as GET /models/{id}/directions lists it."""
+    range_name, rank = parse_direction_id(direction_id)
+    found = compute_directions(model, range_name, k=rank + 1)
+    if rank >= len(found):
+        raise DirectionError(f"this model has {len(found)} {range_name} directions; no {direction_id!r}")
+    return found[rank]
+
+
+def parse_direction_keys(spec: str) -> tuple[str, list[tuple[int, float]]]:
+    """The CLI's --direction: "coarse:0=0:0,48:3,96:0" -> ("coarse:0", [(0, 0.0), (48, 3.0), (96, 0.0)])
+    (the amount keyed on frames); "coarse:0=2.5" -> ("coarse:0", [(0, 2.5)]) (one amount throughout)."""
+    text = str(spec)
+    usage = "write ID=AMOUNT or ID=FRAME:AMOUNT,FRAME:AMOUNT,..., e.g. coarse:0=0:0,48:3,96:0"
+    direction_id, sep, keys = text.partition("=")
+    if not sep or not keys.strip():
+        raise DirectionError(f"bad --direction {text!r}: {usage}")
+    direction_id = direction_id.strip()
+    parse_direction_id(direction_id)
+    parts = [part.strip() for part in keys.split(",")]
+    pairs = []
+    for part in parts:
+        frame, colon, amount = part.rpartition(":")
+        if not colon and len(parts) > 1:
+            raise DirectionError(f"bad key {part!r} in --direction {text!r}: with several keys each is "
+                                 f"FRAME:AMOUNT; {usage}")
+        try:
+            pairs.append((int(frame) if colon else 0, float(amount)))
+        except ValueError:
+            raise DirectionError(f"bad key {part!r} in --direction {text!r}: {usage}") from None
+        if pairs[-1][0] < 0:
+            raise DirectionError(f"bad key {part!r} in --direction {text!r}: frames are 0 or more")
+    frames = [f for f, _ in pairs]
+    if len(set(frames)) != len(frames):
+        raise DirectionError(f"--direction {text!r} keys frame {max(frames, key=frames.count)} twice")
+    return direction_id, sorted(pairs)
+
+
+def keyed_amounts(keys: Sequence[tuple[int, float]], frame_start: int, frame_end: int) -> np.ndarray:
+    """One amount per frame of [frame_start, frame_end]: straight lines between the keys, the
+    first and last key's amount held before and after them (as Blender's linear F-curves)."""
+    frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
+    key_frames = np.asarray([f for f, _ in keys], dtype=np.float64)
+    key_amounts = np.asarray([a for _, a in keys], dtype=np.float64)
+    return np.interp(frames, key_frames, key_amounts).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- edits of W+ latents
 
 

@@ -62,6 +62,10 @@ def register(subparsers) -> None:
     p.add_argument("--frames", default=None,
                    help="frame range START-END (default: first key to last key, or to one before a closing key)")
     p.add_argument("--batch", type=int, default=8, help="frames per forward pass")
+    p.add_argument("--direction", action="append", default=[], metavar="ID=KEYS",
+                   help="also move along a direction of the model (SeFa; ids as GET /models/{id}/directions "
+                        "lists them): coarse:0=2.5 for one amount throughout, coarse:0=0:0,48:3,96:0 for "
+                        "amounts keyed on frames (straight lines between keys); repeatable")
     p.set_defaults(func=_run_walk)
 
 
@@ -106,6 +110,7 @@ def _run_generate(args) -> int:
 
 
 def _run_walk(args) -> int:
+    from gan_core.directions import WalkDirection, direction_by_id, keyed_amounts, parse_direction_keys
     from gan_core.generate import ModelRunner, encode_png
     from gan_core.latent import loop_keys_and_range, parse_frame_range, parse_keys
 
@@ -117,12 +122,15 @@ def _run_walk(args) -> int:
     else:
         start, end = keys[0].frame, keys[-1].frame
     _check_texture_flags(args)
+    direction_keys = [parse_direction_keys(spec) for spec in args.direction]  # bad syntax: before loading
     runner = ModelRunner(args.model, device=args.device)
+    directions = [WalkDirection(found.vector, found.layers, keyed_amounts(amounts, start, end))
+                  for found, amounts in ((direction_by_id(runner, i), a) for i, a in direction_keys)]
     outdir = Path(args.output)
     frames = runner.render_walk(keys, start, end, interp=args.interp, easing=args.easing, loop=args.loop,
                                 psi=args.psi, noise_mode=args.noise_mode, batch_size=args.batch,
                                 class_idx=args.class_idx, seamless=args.seamless,
-                                size_multiplier=args.size_multiplier)
+                                size_multiplier=args.size_multiplier, directions=directions)
     total = end - start + 1
     count = 0
     for frame, image in frames:

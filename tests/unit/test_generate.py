@@ -170,6 +170,29 @@ def test_cli_generate_and_walk(model_path, expected, tmp_path, capsys):
     assert "wrote 4 frame(s)" in capsys.readouterr().out
 
 
+def test_cli_walk_moves_along_keyed_directions(model_path, tmp_path, capsys):
+    """--direction ID=KEYS renders what render_walk gives with that direction's vector and the
+    keyed amounts (straight lines between keys, held outside them)."""
+    from gan_core.directions import WalkDirection, direction_by_id, keyed_amounts
+
+    walk = tmp_path / "walk"
+    assert main(["walk", "--model", str(model_path), "--keys", "0:seed=1,5:seed=7", "--device", "cpu",
+                 "--direction", "coarse:0=1:0,3:4", "--direction", "fine:1=-2", "-o", str(walk)]) == 0
+    got = {int(p.stem.split("_")[1]): np.array(Image.open(p)) for p in walk.iterdir()}
+    assert sorted(got) == list(range(6))
+    runner = ModelRunner(model_path, device="cpu")
+    amounts = keyed_amounts([(1, 0.0), (3, 4.0)], 0, 5)
+    np.testing.assert_array_equal(amounts, [0, 0, 2, 4, 4, 4])
+    coarse, fine = direction_by_id(runner, "coarse:0"), direction_by_id(runner, "fine:1")
+    edits = [WalkDirection(coarse.vector, coarse.layers, amounts),
+             WalkDirection(fine.vector, fine.layers, np.full(6, -2.0, np.float32))]
+    want = dict(runner.render_walk(parse_keys("0:seed=1,5:seed=7"), 0, 5, directions=edits))
+    plain = dict(runner.render_walk(parse_keys("0:seed=1,5:seed=7"), 0, 5))
+    for frame in range(6):
+        _close_u8(got[frame], want[frame])
+    assert np.abs(got[3].astype(int) - plain[3]).mean() > 1  # the directions did move the images
+
+
 @pytest.mark.parametrize("argv,message", [
     (["generate", "--seeds", "3-1"], "backwards"),
     (["generate", "--seeds", "0", "--psi", "7"], "out of range"),
@@ -177,6 +200,11 @@ def test_cli_generate_and_walk(model_path, expected, tmp_path, capsys):
     (["walk", "--keys", "0:seed=1,5:seed=x"], "bad key"),
     (["walk", "--keys", "0:seed=1,5:seed=2", "--easing", "wobbly"], "unknown easing"),
     (["walk", "--keys", "0:seed=1,5:seed=2", "--frames", "9-2"], "ends before it starts"),
+    (["walk", "--keys", "0:seed=1,5:seed=2", "--direction", "coarse:0"], "bad --direction"),
+    (["walk", "--keys", "0:seed=1,5:seed=2", "--direction", "sideways:0=1"], "unknown direction id"),
+    (["walk", "--keys", "0:seed=1,5:seed=2", "--direction", "all:0=0:1,5"], "bad key '5'"),
+    (["walk", "--keys", "0:seed=1,5:seed=2", "--direction", "all:0=0:1,0:2"], "keys frame 0 twice"),
+    (["walk", "--keys", "0:seed=1,5:seed=2", "--direction", "all:0=0:1,5:500"], "amounts"),
 ])
 def test_cli_errors_are_one_line(model_path, tmp_path, capsys, argv, message):
     assert main([*argv, "--model", str(model_path), "-o", str(tmp_path / "o")]) == 1
