@@ -81,6 +81,19 @@ def list_frames(run_dir) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def disk_usage(run_dir) -> tuple[int, int]:
+    """(frames, bytes) of the time-lapse on disk now: its frames, the MP4 and the cached zip."""
+    frames = list_frames(run_dir)
+    files = [path for _, path in frames] + [video_path(run_dir), frames_dir(run_dir) / FRAMES_ZIP_NAME]
+    total = 0
+    for path in files:
+        try:
+            total += path.stat().st_size
+        except OSError:  # not made (yet), or deleted under us: it takes no disk
+            pass
+    return len(frames), total
+
+
 def has_frames(run_dir) -> bool:
     """Whether the run has a frame yet (stops at the first: cheap for a job listing)."""
     try:

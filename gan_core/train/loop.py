@@ -26,7 +26,7 @@ from gan_core.fileio import append_line, atomic_write_bytes
 from gan_core.generate import image_grid
 from gan_core.models.checkpoint import load_network, save_network, save_training_state
 from gan_core.nn.networks import build_discriminator, build_generator, preset_kwargs, set_precision
-from gan_core.reports.timelapse import update_timelapse
+from gan_core.reports.timelapse import disk_usage as timelapse_disk_usage, update_timelapse
 from gan_core.train import distributed
 from gan_core.train.ada import AdaController
 from gan_core.train.augment import AugmentPipe
@@ -535,9 +535,11 @@ class _Run:
         saved_file, saved_tensors = getattr(self, "_saved_state", (0, 0))
         if saved_file:
             size += max(0, _tensor_bytes(self._state_dict()) - saved_tensors)
+        frames, frame_bytes = timelapse_disk_usage(self.run_dir)
         self.log(estimate(step=self.step, steps=cfg.steps, sec_per_step=sec_per_step, snapshot_bytes=size,
                           snapshot_every=cfg.snapshot_every, snapshots_now=len(entries), keep=cfg.keep_snapshots,
-                          keeps_best=bool(cfg.metrics), device_type=self.device.type))
+                          keeps_best=bool(cfg.metrics), device_type=self.device.type,
+                          timelapse_frames=frames, timelapse_bytes=frame_bytes))
 
     def _state_dict(self, ranks: list | None = None) -> dict:
         state = {

@@ -75,7 +75,8 @@ class Estimate(Document):
     eta_s: float
     snapshot_bytes: int = Field(description="disk per snapshot")
     snapshots_kept: int = Field(description="snapshots on disk when the job ends")
-    disk_bytes: int = Field(description="disk the kept snapshots take when the job ends")
+    timelapse_bytes: int = Field(0, description="disk the time-lapse (frames and video) takes when the job ends")
+    disk_bytes: int = Field(description="disk the job's folder takes when it ends: kept snapshots and time-lapse")
     warning: str | None = Field(description="set when a CPU run would take more than a few hours")
 
 

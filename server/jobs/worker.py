@@ -33,7 +33,8 @@ EXIT_CANCELLED = 3
 EXIT_ORPHANED = 4  # the server died; a restarted server resumes the job
 
 # What the job's JSON shows of gan_core.train.estimate's event.
-ESTIMATE_FIELDS = ("step", "sec_per_step", "eta_s", "snapshot_bytes", "snapshots_kept", "disk_bytes", "warning")
+ESTIMATE_FIELDS = ("step", "sec_per_step", "eta_s", "snapshot_bytes", "snapshots_kept", "timelapse_bytes", "disk_bytes",
+                   "warning")
 WATCH_INTERVAL_S = 0.5
 PROGRESS_MIN_INTERVAL_S = 1.0
 LOCK_WAIT_S = 300.0
@@ -185,7 +186,7 @@ class _Progress:
         if kind == "snapshot" and event.get("grid"):
             fields["latest_grid"] = str(event["grid"])
         if kind == "estimate":  # the run's projected time and disk, measured on its first steps
-            fields["estimate"] = {k: event[k] for k in ESTIMATE_FIELDS}
+            fields["estimate"] = {k: event[k] for k in ESTIMATE_FIELDS if k in event}
         now = time.monotonic()
         # Plain progress is written at most once a second; a throttled report is kept
         # and goes out with the next write, so the last losses/ETA are never dropped.

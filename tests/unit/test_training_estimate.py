@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gan_core.data.writer import write_images
+from gan_core.reports.timelapse import disk_usage
 from gan_core.train.config import TrainingConfigError
 from gan_core.train.estimate import SLOW_RUN_S, estimate, format_duration, snapshots_to_write
 from gan_core.train.loop import train
@@ -40,6 +41,16 @@ def test_a_long_cpu_run_gets_a_suggestion_and_a_gpu_run_does_not():
     assert kept["warning"] is None and kept["disk_bytes"] == 3 * 180_000_000
 
 
+def test_the_time_lapse_is_projected_per_frame_and_kept_whatever_the_retention():
+    common = dict(step=4, steps=20, sec_per_step=1.0, snapshot_bytes=1000, snapshot_every=4, snapshots_now=2,
+                  keeps_best=False, device_type="cpu")
+    est = estimate(keep=1, timelapse_frames=2, timelapse_bytes=300, **common)
+    assert est["snapshots_to_write"] == 4 and est["snapshots_kept"] == 1
+    assert est["timelapse_bytes"] == 6 * 150  # 2 frames now + 4 to come, at 150 bytes each
+    assert est["disk_bytes"] == 1 * 1000 + 900
+    assert estimate(keep=None, **common)["timelapse_bytes"] == 0  # no grid: no time-lapse
+
+
 def test_durations_read_well():
     assert [format_duration(s) for s in (12, 600, 5 * 3600, 4 * 86400)] == ["12 s", "10 min", "5.0 h", "4.0 days"]
 
@@ -61,7 +72,11 @@ def test_a_run_reports_its_estimate_once_and_keeps_only_the_newest_snapshots(tmp
     assert est["step"] == 4 and est["steps"] == 8 and est["sec_per_step"] > 0
     assert abs(est["snapshot_bytes"] - trained) < 0.05 * trained  # torch.save adds a little framing
     assert est["snapshots_to_write"] == 2 and est["snapshots_kept"] == 2  # 6 and 8 to come; 2 kept
-    assert est["disk_bytes"] == 2 * est["snapshot_bytes"]
+    # the time-lapse keeps a frame per snapshot (5 at the end), projected from those on disk
+    frames, now = disk_usage(run_dir)
+    assert frames == 5 and est["timelapse_bytes"] > 0
+    assert abs(est["timelapse_bytes"] - now) < 0.25 * now, (est["timelapse_bytes"], now)
+    assert est["disk_bytes"] == 2 * est["snapshot_bytes"] + est["timelapse_bytes"]
     assert [s["step"] for s in list_snapshots(run_dir)] == [6, 8]
     left = sorted(p.name for p in (run_dir / "snapshots").iterdir())
     assert left == ["grid-000006.png", "grid-000008.png", "index.json", "network-000006.json",
