@@ -132,7 +132,9 @@ class LATENT_PT_dataset(_LatentPanel, bpy.types.Panel):
         row.prop(s, "crop")
         layout.operator("latent.upload_dataset", icon="EXPORT")
         if s.dataset_id:
-            layout.label(text=f"Dataset {s.dataset_id}: {s.dataset_state}")
+            row = layout.row(align=True)
+            row.label(text=f"Dataset {s.dataset_id}: {s.dataset_state}")
+            row.operator("latent.delete_dataset", text="", icon="TRASH")
         if s.dataset_summary:
             layout.label(text=s.dataset_summary)
             for line in s.dataset_rejected.splitlines()[:5]:

@@ -26,6 +26,7 @@ ROUTES = {
     "prepare_dataset": ("POST", "/datasets/{dataset_id}/prepare"),
     "dataset_report": ("GET", "/datasets/{dataset_id}/report"),
     "download_preview": ("GET", "/datasets/{dataset_id}/preview"),
+    "delete_dataset": ("DELETE", "/datasets/{dataset_id}"),
     "list_models": ("GET", "/models"),
     "rescan_models": ("POST", "/models/rescan"),
     "delete_model": ("DELETE", "/models/{model_id}"),
@@ -321,6 +322,9 @@ class LatentClient:
 
     def delete_model(self, model_id):
         self._delete("delete_model", model_id=model_id)
+
+    def delete_dataset(self, dataset_id):
+        self._delete("delete_dataset", dataset_id=dataset_id)
 
     def create_job(self, body):
         return self._json_call("create_job", body)

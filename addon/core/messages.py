@@ -92,6 +92,8 @@ HINTS = {
     "job_active": "Nothing was deleted",
     "model_in_use": "Nothing was deleted; Refresh Jobs to see which jobs are still going",
     "walk_active": "Nothing was deleted",
+    "dataset_in_use": "Nothing was deleted; Refresh Jobs to see which jobs are still going",
+    "dataset_busy": "Nothing was deleted; wait until the dataset is prepared",
 }
 
 

@@ -126,6 +126,11 @@ def delete_model(task, client, model_id):
     return {"model_id": model_id, "existed": existed, **fetch_models(task, client)}
 
 
+def delete_dataset(task, client, dataset_id):
+    """The server's copy of a dataset (its upload and training zip); the images on this disk stay."""
+    return {"dataset_id": dataset_id, "existed": _delete(client.delete_dataset, dataset_id, "dataset_not_found")}
+
+
 def delete_walk(task, client, walk_id):
     """The server's copy of a walk (its frames there); the frames the add-on downloaded stay."""
     return {"walk_id": walk_id, "existed": _delete(client.delete_walk, walk_id, "walk_not_found")}

@@ -1,5 +1,5 @@
 """Deleting on the server: a finished training job, a base model of the models folder, the
-server's copy of the walk this scene baked last.
+server's copy of the walk this scene baked last, the server's copy of this scene's dataset.
 
 Each asks first (a button runs invoke(); scripts and tests call the operator with
 EXEC_DEFAULT, which does not ask), deletes on a worker, then shows the lists as the server
@@ -146,4 +146,41 @@ def _walk_deleted(msg):
     bridge.notify("INFO", f"{done} walk {walk_id} on the server; its frames in Blender ({msg.context['image']}) stay")
 
 
-classes = (LATENT_OT_delete_job, LATENT_OT_delete_model, LATENT_OT_delete_walk)
+class LATENT_OT_delete_dataset(_Confirmed, bpy.types.Operator):
+    """Delete the server's copy of this scene's dataset (the upload and its training zip); the images on this disk stay"""
+
+    bl_idname = "latent.delete_dataset"
+    bl_label = "Delete Server Copy"
+
+    @classmethod
+    def unavailable(cls, context):
+        s = context.scene.latent
+        if not s.dataset_id:
+            return "Upload a dataset first: this deletes the server's copy of it"
+        if bridge.runner.running("upload_dataset"):
+            return "The dataset is still uploading or being prepared: wait for it, or cancel it"
+        return None
+
+    def question(self, context):
+        return (f"Delete dataset {context.scene.latent.dataset_id} on the server? The images in "
+                f"{context.scene.latent.dataset_dir} stay; jobs already trained on it keep their snapshots, "
+                "but cannot be resumed.")
+
+    def start(self, context, client, plan):
+        dataset_id = context.scene.latent.dataset_id
+        bridge.runner.submit("delete_dataset", work.delete_dataset, client, dataset_id,
+                             label=f"Delete dataset {dataset_id}", context={"scene": context.scene.name},
+                             on_result=_dataset_deleted)
+        return {"FINISHED"}
+
+
+def _dataset_deleted(msg):
+    s = scene_from(msg).latent
+    dataset_id = msg.payload["dataset_id"]
+    if s.dataset_id == dataset_id:  # the scene still names it: it names nothing now
+        s.dataset_id = s.dataset_state = s.dataset_summary = s.dataset_rejected = ""
+    done = "Deleted" if msg.payload["existed"] else "The server had already deleted"
+    bridge.notify("INFO", f"{done} dataset {dataset_id} on the server; the images on this disk stay")
+
+
+classes = (LATENT_OT_delete_job, LATENT_OT_delete_model, LATENT_OT_delete_walk, LATENT_OT_delete_dataset)

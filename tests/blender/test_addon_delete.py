@@ -1,7 +1,8 @@
 """A new user's first hour in the add-on, against the real server: the address pasted as the
 server prints it, a model copied into the models folder (rescanned without a restart, then
 deleted), a walk's server copy deleted, snapshot retention, the estimate and its warning,
-and deleting jobs (a running one is refused in words, a finished one leaves no folder).
+and deleting jobs (a running one is refused in words, a finished one leaves no folder) and
+the dataset (refused while a job trains on it, then gone).
 
 One headless Blender runs the whole flow through the add-on's operators (called with
 EXEC_DEFAULT, which skips their confirmation) and its queue; checks are emitted as JSON.
@@ -103,6 +104,7 @@ def test_rescan_delete_keep_snapshots_and_the_estimate(addon_zip, tmp_path):
                              "report": last("INFO", "Models folder scanned")}})
 
             # -- 6. keep the newest 2 snapshots
+            no_dataset = poll_reason("delete_dataset")
             s.dataset_id, s.dataset_state, s.resolution, s.base_model, s.model_source = \
                 DATASET, "ready", "32", "scratch", "JOB"
             s.preset, s.batch, s.augmentation = "tiny", 4, "off"
@@ -133,6 +135,10 @@ def test_rescan_delete_keep_snapshots_and_the_estimate(addon_zip, tmp_path):
             pump_until(lambda: row().state == "running", 60)  # the refusal refreshed the list
             slow.update(refused=last("ERROR", "Delete job 'slow'"), state_after=row().state,
                         folder_kept=os.path.isdir(os.path.join(DATA, "jobs", job_b)))
+            # the dataset a running job trains on: refused in words as well
+            bpy.ops.latent.delete_dataset()
+            pump_until(lambda: last("ERROR", "Delete dataset"), 60)
+            dataset = {"none": no_dataset, "refused": last("ERROR", "Delete dataset"), "id_kept": s.dataset_id}
             bpy.ops.latent.job_action(action="cancel")
             pump_until(lambda: row().state == "cancelled", 300)
 
@@ -145,12 +151,20 @@ def test_rescan_delete_keep_snapshots_and_the_estimate(addon_zip, tmp_path):
             bpy.ops.latent.delete_job()
             pump_until(lambda: job_a not in [x.job_id for x in s.jobs], 60)
             bridge.pump_until_idle(60)
+            # -- 10. no job runs on the dataset now: its server copy goes, the scene forgets it
+            bpy.ops.latent.delete_dataset()
+            bridge.pump_until_idle(60)
+            dataset.update(id_after=s.dataset_id, state_after=s.dataset_state,
+                           folder_after=os.path.isdir(os.path.join(DATA, "datasets", DATASET)),
+                           report=last("INFO", "Deleted dataset"))
+            emit({"dataset": dataset})
             emit({"kept": kept, "slow": slow, "retention": retention, "job_a": job_a, "job_b": job_b,
                   "deleted": {"reason": a_reason, "jobs": [x.job_id for x in s.jobs],
                               "models_before": a_models_before,
                               "models_after": [m for m in model_ids() if m.startswith(f"job:{job_a}:")],
                               "selected": row().job_id, "report": last("INFO", "Deleted job")},
-                  "errors": [t for lv, t in messages("ERROR") if not t.startswith("Delete job 'slow'")]})
+                  "errors": [t for lv, t in messages("ERROR")
+                             if not t.startswith(("Delete job 'slow'", "Delete dataset"))]})
             '''), home=tmp_path / "home", timeout=900, env={"OMP_NUM_THREADS": "1"}))
     finally:
         stop_server(server.process)
@@ -188,4 +202,10 @@ def test_rescan_delete_keep_snapshots_and_the_estimate(addon_zip, tmp_path):
     assert d["models_before"] and d["models_after"] == []
     assert d["report"] == ["Deleted job 'kept' and its snapshots on the server"]
     assert not (data / "jobs" / r["job_a"]).exists() and (data / "jobs" / r["job_b"]).is_dir()
+    ds = r["dataset"]
+    assert ds["none"] == "Upload a dataset first: this deletes the server's copy of it"
+    assert ds["refused"] == [f"Delete dataset {ds['id_kept']}: The server refused: a training job uses this dataset; "
+                             "cannot delete it now. Nothing was deleted; Refresh Jobs to see which jobs are still going."]
+    assert ds["id_after"] == "" and ds["state_after"] == "" and not ds["folder_after"]
+    assert ds["report"] == [f"Deleted dataset {ds['id_kept']} on the server; the images on this disk stay"]
     assert r["errors"] == []

@@ -259,6 +259,7 @@ SAMPLE_CALLS = {
     "prepare_dataset": lambda c, tmp: c.prepare_dataset("d 1/x", {}),
     "dataset_report": lambda c, tmp: c.dataset_report("d 1/x"),
     "download_preview": lambda c, tmp: c.download_preview("d 1/x", str(tmp / "p.png")),
+    "delete_dataset": lambda c, tmp: c.delete_dataset("d 1/x"),
     "list_models": lambda c, tmp: c.list_models(),
     "rescan_models": lambda c, tmp: c.rescan_models(),
     "delete_model": lambda c, tmp: c.delete_model("ffhq v2"),
@@ -307,7 +308,8 @@ JOB_ACTIVE = {"error": {"code": "job_active",
 
 
 @pytest.mark.parametrize("name, path", [("delete_job", "/api/v1/jobs/7"), ("delete_walk", "/api/v1/walks/3"),
-                                        ("delete_model", "/api/v1/models/ffhq%20v2")])
+                                        ("delete_model", "/api/v1/models/ffhq%20v2"),
+                                        ("delete_dataset", "/api/v1/datasets/d%201%2Fx")])
 def test_deletes_read_no_body_and_refusals_are_words(server, tmp_path, name, path):
     server.routes[("DELETE", path)] = lambda h, b: (204, {}, b"")  # 204: no body, no Content-Type
     c = LatentClient(server.url, token="t")
@@ -357,6 +359,10 @@ def test_a_thing_already_gone_counts_as_deleted_but_a_missing_route_does_not(ser
     server.json_route("DELETE", "/api/v1/walks/3", {"error": {"code": "walk_not_found", "message": "no walk 3"}}, 404)
     final = _run(work_mod.delete_walk, LatentClient(server.url), "3")
     assert final.kind == "result" and final.payload == {"walk_id": "3", "existed": False}
+    server.json_route("DELETE", "/api/v1/datasets/d1", {"error": {"code": "dataset_not_found",
+                                                                  "message": "no dataset with id 'd1'"}}, 404)
+    final = _run(work_mod.delete_dataset, LatentClient(server.url), "d1")
+    assert final.kind == "result" and final.payload == {"dataset_id": "d1", "existed": False}
     server.json_route("DELETE", "/api/v1/models/m", {"models": []}, 200)
     server.json_route("GET", "/api/v1/models", {"models": [], "refused": [], "pending": []})
     final = _run(work_mod.delete_model, LatentClient(server.url), "m")

@@ -119,7 +119,7 @@ def test_job_body_takes_keep_snapshots(doc):
 
 
 def test_deletes_answer_without_a_body(doc):
-    for route in ("delete_job", "delete_model", "delete_walk"):
+    for route in ("delete_job", "delete_model", "delete_walk", "delete_dataset"):
         assert "204" in _operation(doc, route)["responses"], route
         assert "409" in _operation(doc, route)["responses"], route
 
