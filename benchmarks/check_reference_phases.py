@@ -8,11 +8,11 @@ noise, the path-length noise) then matches exactly; style mixing draws its two n
 different order, so it is checked apart with a cutoff fixed on both sides. Augmentation is off:
 our pipeline is an independent implementation and draws differently.
 
-Layout: on the CPU our synthesis runs NHWC, the reference NCHW. The two layouts round
-differently, and at the 4x4 layer a few pre-activations lie so close to the leaky ReLU's kink
-that rounding puts them on the other side: that moved its gradients by 1-2 % (NCHW float32
-against float64: 1.4 %, NHWC: 1e-6; ours and the reference's NCHW alike). So the comparison
-runs ours NCHW too, to compare the rules, not the rounding.
+Layout: on the CPU our synthesis runs NHWC, the reference NCHW. At the 4x4 layer their float32
+gradients differ by 1-2 % (NCHW against float64: 1.4 %, NHWC: 1e-6; ours and the reference's
+NCHW alike; the convolution alone agrees, the gap comes with the bias and leaky ReLU, most
+likely values at the kink that rounding puts on the other side). So the comparison runs ours
+NCHW too, to compare the rules, not the rounding.
 
 A phase whose gradients differ beyond float rounding is a difference in the training rule, not
 in luck: this is how issue 17's quality gap was looked for.
