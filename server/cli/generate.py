@@ -124,8 +124,10 @@ def _run_walk(args) -> int:
     _check_texture_flags(args)
     direction_keys = [parse_direction_keys(spec) for spec in args.direction]  # bad syntax: before loading
     runner = ModelRunner(args.model, device=args.device)
-    directions = [WalkDirection(found.vector, found.layers, keyed_amounts(amounts, start, end))
-                  for found, amounts in ((direction_by_id(runner, i), a) for i, a in direction_keys)]
+    directions = []
+    for direction_id, amounts in direction_keys:
+        found = direction_by_id(runner, direction_id)
+        directions.append(WalkDirection(found.vector, found.layers, keyed_amounts(amounts, start, end)))
     outdir = Path(args.output)
     frames = runner.render_walk(keys, start, end, interp=args.interp, easing=args.easing, loop=args.loop,
                                 psi=args.psi, noise_mode=args.noise_mode, batch_size=args.batch,

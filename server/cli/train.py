@@ -162,7 +162,7 @@ def _estimate_lines(event: dict) -> list[str]:
     lines = [f"estimate: {event['sec_per_step']:.3g} s/step, {format_duration(event['eta_s'])} for the "
              f"{event['steps'] - event['step']} steps left; {event['snapshot_bytes'] / 1e6:.0f} MB per snapshot, "
              f"{event['disk_bytes'] / 1e9:.2f} GB at the end ({event['snapshots_kept']} snapshots kept"
-             + (f", time-lapse {event['timelapse_bytes'] / 1e6:.0f} MB)" if event.get("timelapse_bytes") else ")")]
+             + (f", time-lapse {event['timelapse_bytes'] / 1e6:.0f} MB)" if event["timelapse_bytes"] else ")")]
     if event["warning"]:
         lines.append(f"warning: {event['warning']} (--preset tiny, a lower dataset --res, or --device cuda)")
     return lines

@@ -186,7 +186,7 @@ class _Progress:
         if kind == "snapshot" and event.get("grid"):
             fields["latest_grid"] = str(event["grid"])
         if kind == "estimate":  # the run's projected time and disk, measured on its first steps
-            fields["estimate"] = {k: event[k] for k in ESTIMATE_FIELDS if k in event}
+            fields["estimate"] = {k: event[k] for k in ESTIMATE_FIELDS}
         now = time.monotonic()
         # Plain progress is written at most once a second; a throttled report is kept
         # and goes out with the next write, so the last losses/ETA are never dropped.
